@@ -1,0 +1,41 @@
+# The front door: make, make deps, make check, make install.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD := build
+ASAN_BUILD := build-asan
+
+.PHONY: all deps build build-asan check install clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --prefix=$(PREFIX)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbuildtype=debug -Dsimulator=disabled
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+build-asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+# Everything: deps, both builds, then unit, simulator and integration tests,
+# and the C suites again under ASan+UBSan. Ends with "N passed, N failed".
+check: deps
+	$(MAKE) build build-asan
+	tests/run.sh $(BUILD) $(ASAN_BUILD)
+
+install: build
+	install -D -m 0755 $(BUILD)/ablestack_v2k $(DESTDIR)$(PREFIX)/bin/ablestack_v2k
+	install -d $(DESTDIR)$(PREFIX)/share/doc/ablestack-v2k
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/ablestack-v2k/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/ablestack-v2k/examples
+	install -m 0644 examples/* $(DESTDIR)$(PREFIX)/share/doc/ablestack-v2k/examples/
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

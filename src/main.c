@@ -1,0 +1,158 @@
+/* ablestack_v2k: warm migration of vSphere VMs to ABLESTACK (KVM).
+ * This file holds the global options and the command table; each command
+ * lives in src/cmd/<command>.c. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "cmd/cmd.h"
+
+struct command {
+  const char *name;
+  v2k_command_fn run;
+  const char *summary;
+};
+
+/* Only working commands are listed. */
+static const struct command commands[] = {
+  { "status", cmd_status, "show a run's phase, per-disk progress and recent events" },
+};
+
+static void
+main_help (FILE *out)
+{
+  fprintf (out,
+           "Usage: ablestack_v2k [--workdir DIR] [--json] [-v|--verbose] [-q|--quiet]\n"
+           "                     COMMAND [ARGS]\n"
+           "\n"
+           "Warm migration of VMware vSphere VMs to ABLESTACK (KVM/libvirt, Ceph).\n"
+           "\n"
+           "Commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf (out,
+           "\n"
+           "Global options (before the command):\n"
+           "  --workdir DIR   the run's workdir (default: created by init under\n"
+           "                  /var/lib/ablestack-v2k/<vm>/<run_id>/)\n"
+           "  --json          machine-readable output; errors become a JSON object\n"
+           "  -v, --verbose   more detail (repeatable)\n"
+           "  -q, --quiet     no progress output\n"
+           "  --version       print the version\n"
+           "  -h, --help      show this help; COMMAND --help shows a command's\n"
+           "\n"
+           "Exit codes are listed in docs/exit-codes.md.\n");
+}
+
+int
+v2k_parse_count (const char *option, const char *value, long max, long *out,
+                 struct v2k_error *err)
+{
+  char *end;
+  long v;
+  if (value[0] < '0' || value[0] > '9' ||
+      (v = strtol (value, &end, 10), *end != '\0') || v > max) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "%s: '%s' is not a whole number from 0 to %ld",
+                   option, value, max);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int
+v2k_usage_error (struct v2k_error *err, const char *command, const char *fmt, ...)
+{
+  char what[512];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (what, sizeof what, fmt, ap);
+  va_end (ap);
+  if (strncmp (what, "--", 2) == 0 || (what[0] == '-' && what[1] != '\0' && what[1] != ' '))
+    v2k_error_set (err, V2K_EXIT_USAGE, "%s: unknown option or missing value: %s "
+                   "(see 'ablestack_v2k %s --help')", command, what, command);
+  else
+    v2k_error_set (err, V2K_EXIT_USAGE, "%s: %s (see 'ablestack_v2k %s --help')", command,
+                   what, command);
+  return err->code;
+}
+
+static void
+report_error (const struct v2k_global *g, const struct v2k_error *err)
+{
+  if (g->json) {
+    json_t *j = json_pack ("{s:b, s:{s:s, s:i, s:s}}", "ok", 0, "error",
+                           "code", v2k_exit_name (err->code), "exit_code", err->code,
+                           "message", err->message);
+    json_dumpf (j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fputc ('\n', stdout);
+    json_decref (j);
+  }
+  else
+    fprintf (stderr, "ablestack_v2k: error: %s\n", err->message);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "workdir", required_argument, NULL, 'w' },
+    { "json", no_argument, NULL, 'j' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "quiet", no_argument, NULL, 'q' },
+    { "version", no_argument, NULL, 'V' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct v2k_global g = { 0 };
+  struct v2k_error err = { 0 };
+  int c;
+
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+vqh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'w': g.workdir = optarg; break;
+    case 'j': g.json = true; break;
+    case 'v': g.verbose++; break;
+    case 'q': g.quiet = true; break;
+    case 'V':
+      printf ("ablestack_v2k %s\n", V2K_VERSION);
+      return 0;
+    case 'h':
+      main_help (stdout);
+      return 0;
+    default:
+      v2k_error_set (&err, V2K_EXIT_USAGE,
+                     "unknown global option or missing value: %s (see 'ablestack_v2k --help')",
+                     argv[optind - 1]);
+      report_error (&g, &err);
+      return err.code;
+    }
+  }
+  if (g.workdir && g.workdir[0] == '\0') {
+    v2k_error_set (&err, V2K_EXIT_USAGE, "--workdir needs a directory path");
+    report_error (&g, &err);
+    return err.code;
+  }
+  if (optind >= argc) {
+    v2k_error_set (&err, V2K_EXIT_USAGE, "no command given (see 'ablestack_v2k --help')");
+    report_error (&g, &err);
+    return err.code;
+  }
+  const char *name = argv[optind];
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    if (strcmp (commands[i].name, name) == 0) {
+      int rc = commands[i].run (argc - optind, argv + optind, &g, &err);
+      if (rc != 0)
+        report_error (&g, &err);
+      return rc;
+    }
+  }
+  v2k_error_set (&err, V2K_EXIT_USAGE, "unknown command '%s' (see 'ablestack_v2k --help')", name);
+  report_error (&g, &err);
+  return err.code;
+}

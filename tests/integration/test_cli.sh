@@ -1,0 +1,90 @@
+#!/bin/bash
+# The command line and `status` against real workdirs, through the binary.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/tap.sh"
+BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
+fixtures=$here/../fixtures/workdirs
+tmp=$(mktemp -d /tmp/v2k-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+out=$("$BIN" --help)
+check "--help lists status" grep -q "status" <<<"$out"
+check "--version" bash -c "'$BIN' --version | grep -qE '^ablestack_v2k [0-9]+\.[0-9]+\.[0-9]+$'"
+check "status --help" bash -c "'$BIN' status --help | grep -q -- '--events N'"
+
+expect_exit "no command: usage" 2 "$BIN"
+expect_exit "unknown command: usage" 2 "$BIN" frobnicate
+expect_exit "unknown global option: usage" 2 "$BIN" --frob status
+expect_exit "missing --workdir value: usage" 2 "$BIN" --workdir
+expect_exit "empty --workdir: usage" 2 "$BIN" --workdir "" status
+expect_exit "unknown status option: usage" 2 "$BIN" --workdir "$fixtures/idle" status --frob
+expect_exit "bad --events: usage" 2 "$BIN" --workdir "$fixtures/idle" status --events -3
+expect_exit "non-numeric --events: usage" 2 "$BIN" --workdir "$fixtures/idle" status --events 5x
+expect_exit "extra argument: usage" 2 "$BIN" --workdir "$fixtures/idle" status extra
+expect_exit "status without workdir: usage" 2 "$BIN" status
+
+# One line on stderr, nothing on stdout.
+"$BIN" frobnicate >"$tmp/out" 2>"$tmp/err"
+check "error is one line on stderr" test "$(wc -l <"$tmp/err")" -eq 1
+check "error leaves stdout empty" test ! -s "$tmp/out"
+
+# With --json: one JSON object on stdout, nothing on stderr.
+"$BIN" --json --workdir /nonexistent status >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "json error exit code" test "$rc" -eq 3
+check "json error object" jq_true '.ok == false and .error.code == "workdir" and .error.exit_code == 3 and (.error.message | test("does not exist"))' "$tmp/out"
+check "json error leaves stderr empty" test ! -s "$tmp/err"
+
+# Bad workdirs and manifests: exit 3, naming the file and the field.
+mkdir -p "$tmp/nomanifest" "$tmp/trunc" "$tmp/schema" "$tmp/field"
+touch "$tmp/afile"
+expect_exit "workdir is a file" 3 "$BIN" --workdir "$tmp/afile" status
+expect_exit "workdir without manifest" 3 "$BIN" --workdir "$tmp/nomanifest" status
+head -c 300 "$fixtures/idle/manifest.json" >"$tmp/trunc/manifest.json"
+msg=$("$BIN" --workdir "$tmp/trunc" status 2>&1)
+check "truncated manifest names the file" grep -q "$tmp/trunc/manifest.json: not valid JSON" <<<"$msg"
+jq '.schema = "ablestack-v2k/manifest/v0"' "$fixtures/idle/manifest.json" >"$tmp/schema/manifest.json"
+msg=$("$BIN" --workdir "$tmp/schema" status 2>&1)
+check "wrong schema version is named" grep -q 'schema: unknown version "ablestack-v2k/manifest/v0"' <<<"$msg"
+jq '.disks[1].capacity = "big"' "$fixtures/idle/manifest.json" >"$tmp/field/manifest.json"
+msg=$("$BIN" --workdir "$tmp/field" status 2>&1)
+rc=$?
+check "wrong field type is named" grep -q 'disks\[1\].capacity: expected an integer, got a string' <<<"$msg"
+check "wrong field type exits 3" test "$rc" -eq 3
+if [ "$(id -u)" -ne 0 ]; then
+  mkdir "$tmp/unreadable" && chmod 000 "$tmp/unreadable"
+  expect_exit "unreadable workdir" 3 "$BIN" --workdir "$tmp/unreadable" status
+fi
+
+# status --json on fixtures: the documented keys.
+"$BIN" --workdir "$fixtures/syncing" status --json --events 4 >"$tmp/s.json"
+check "status json schema" jq_true '.schema == "ablestack-v2k/status/v1" and .ok == true' "$tmp/s.json"
+check "status json phase and state" jq_true '.phase == "sync_base" and .state == "idle" and .phase_state == "running"' "$tmp/s.json"
+check "status json disks" jq_true '(.disks | length) == 2 and .disks[0].bytes_done == 10000000 and .disks[0].cbt.enabled == true and .disks[1].state == "done"' "$tmp/s.json"
+check "status json events" jq_true '(.events | length) == 4 and .events[3].event == "sync.progress"' "$tmp/s.json"
+"$BIN" --json --workdir "$fixtures/failed" status >"$tmp/f.json"
+check "global --json works for status" jq_true '.state == "failed" and .last_error.code == "transfer"' "$tmp/f.json"
+"$BIN" --workdir "$fixtures/failed" status >"$tmp/f.txt"
+check "text status shows the error" grep -q "Last error: \[transfer\]" "$tmp/f.txt"
+
+# status works while another process holds the workdir lock.
+cp -a "$fixtures/syncing" "$tmp/locked"
+printf '{"pid":4242,"command":"sync","since":"2026-11-26T12:03:00.000Z"}' >"$tmp/locked/.lock"
+flock -x "$tmp/locked/.lock" sleep 30 &
+holder=$!
+for _ in $(seq 1 50); do grep -q FLOCK /proc/locks && break; sleep 0.1; done
+"$BIN" --workdir "$tmp/locked" status --json >"$tmp/l.json"
+rc=$?
+check "status while locked exits 0" test "$rc" -eq 0
+check "status while locked says running" jq_true '.state == "running" and .pid == 4242 and .command == "sync"' "$tmp/l.json"
+check "eta while running" jq_true '.disks[0].eta_seconds == 3' "$tmp/l.json"
+"$BIN" --workdir "$tmp/locked" status >"$tmp/l.txt"
+check "text status names the holder" grep -q "running as pid 4242: ablestack_v2k sync" "$tmp/l.txt"
+pkill -P "$holder" 2>/dev/null  # the sleep holds the inherited lock fd
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+"$BIN" --workdir "$tmp/locked" status --json >"$tmp/l2.json"
+check "released lock: not running" jq_true '.state == "idle" and .pid == null' "$tmp/l2.json"
+
+tap_done
