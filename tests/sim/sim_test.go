@@ -29,6 +29,9 @@ type sim struct {
 	info   info
 	client *http.Client
 	dir    string
+	// The ServiceContent's morefs differ between vCenter and ESXi; request
+	// bodies name the vCenter ones and callWith maps them.
+	refs map[string]string
 }
 
 func simBinary(t *testing.T) string {
@@ -64,6 +67,15 @@ func startSim(t *testing.T, args ...string) *sim {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.client = s.newClient(true)
+	sc := s.call(`<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>`)
+	s.refs = map[string]string{}
+	for _, kind := range []string{"SessionManager", "PropertyCollector"} {
+		m := regexp.MustCompile(`type="` + kind + `">([^<]+)<`).FindStringSubmatch(sc)
+		if m == nil {
+			t.Fatalf("no %s in the service content", kind)
+		}
+		s.refs[kind] = m[1]
+	}
 	return s
 }
 
@@ -93,6 +105,10 @@ const reqHead = `<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:s
 const reqTail = `</soapenv:Body></soapenv:Envelope>`
 
 func (s *sim) callWith(c *http.Client, body string) (int, string) {
+	if s.refs != nil {
+		body = strings.ReplaceAll(body, `type="SessionManager">SessionManager<`, `type="SessionManager">`+s.refs["SessionManager"]+`<`)
+		body = strings.ReplaceAll(body, `type="PropertyCollector">propertyCollector<`, `type="PropertyCollector">`+s.refs["PropertyCollector"]+`<`)
+	}
 	req, _ := http.NewRequest("POST", s.info.SDK, strings.NewReader(reqHead+body+reqTail))
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", "urn:vim25/7.0")
@@ -559,4 +575,19 @@ func TestCleanStop(t *testing.T) {
 			t.Errorf("%s left behind", p)
 		}
 	}
+}
+
+func TestESXModel(t *testing.T) {
+	s := startSim(t, "--model", "esx", "--vm", "e1", "--disk", "scsi:4M")
+	out := s.call(`<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>`)
+	if !strings.Contains(out, "<apiType>HostAgent</apiType>") {
+		t.Fatalf("esx model is not a host agent: %s", out)
+	}
+	if s.info.VMs[0].Path != "ha-datacenter/vm/e1" {
+		t.Fatalf("path %s", s.info.VMs[0].Path)
+	}
+	s.login()
+	s.setCBT(s.info.VMs[0].Moref, true)
+	snap := s.snapshot(s.info.VMs[0].Moref, "base")
+	s.queryAll(s.info.VMs[0].Moref, snap, 2000, "*", 4*mib)
 }
