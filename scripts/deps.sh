@@ -5,7 +5,7 @@ set -eu
 PACKAGES="
   build-essential pkg-config meson ninja-build git ca-certificates
   golang-go golang-github-vmware-govmomi-dev
-  libjansson-dev libcurl4-openssl-dev libxml2-dev libnbd-dev librbd-dev libvirt-dev
+  libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev libnbd-dev librbd-dev libvirt-dev
   libcmocka-dev
   nbdkit libnbd-bin qemu-utils
   jq openssl curl procps util-linux coreutils

@@ -19,6 +19,9 @@ struct command {
 
 /* Only working commands are listed. */
 static const struct command commands[] = {
+  { "init", cmd_init, "read the VM's inventory and create the workdir" },
+  { "cbt", cmd_cbt, "enable, inspect or reset Changed Block Tracking; list changed areas" },
+  { "snapshot", cmd_snapshot, "take the base, incr or final migration snapshot" },
   { "status", cmd_status, "show a run's phase, per-disk progress and recent events" },
 };
 

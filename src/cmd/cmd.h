@@ -17,6 +17,9 @@ struct v2k_global {
 typedef int (*v2k_command_fn) (int argc, char **argv, struct v2k_global *g,
                                struct v2k_error *err);
 
+int cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
+int cmd_cbt (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
+int cmd_snapshot (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_status (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 
 /* Parses a non-negative decimal count for OPTION, or fails with a usage error. */

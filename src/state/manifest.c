@@ -319,6 +319,15 @@ v2k_error_record_json (const struct v2k_error_record *r)
   return r ? jm_dump (&error_record_schema, r) : json_null ();
 }
 
+void
+v2k_error_record_free (struct v2k_error_record *r)
+{
+  if (!r)
+    return;
+  jm_free (&error_record_schema, r);
+  free (r);
+}
+
 struct v2k_step *
 v2k_manifest_step (struct v2k_manifest *m, int phase)
 {

@@ -230,6 +230,7 @@ int v2k_manifest_save (const struct v2k_manifest *m, const char *workdir,
                        struct v2k_error *err);
 void v2k_manifest_free (struct v2k_manifest *m);
 json_t *v2k_error_record_json (const struct v2k_error_record *r);
+void v2k_error_record_free (struct v2k_error_record *r);
 
 /* The step record for PHASE (NULL for PHASE_DONE). */
 struct v2k_step *v2k_manifest_step (struct v2k_manifest *m, int phase);

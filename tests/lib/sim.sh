@@ -66,3 +66,33 @@ sim_stop() {
   wait "$SIM_PID" 2>/dev/null || true
   SIM_PID=
 }
+
+# sim_soap BODY: one raw SOAP call (the method element with its _this), as a
+# logged-in client over verified TLS; prints the reply.
+sim_soap() {
+  local jar=${SIM_INFO%/*}/soap-cookies
+  local head='<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+  local tail='</soapenv:Body></soapenv:Envelope>'
+  if [ ! -s "$jar" ]; then
+    curl -sS --cacert "$(sim_info .cert_file)" -c "$jar" -H 'Content-Type: text/xml' \
+      --data "$head<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>$(sim_info .user)</userName><password>$(sim_info .password)</password></Login>$tail" \
+      "$(sim_info .sdk)" >/dev/null
+  fi
+  curl -sS --cacert "$(sim_info .cert_file)" -b "$jar" -H 'Content-Type: text/xml' \
+    --data "$head$1$tail" "$(sim_info .sdk)"
+}
+
+# sim_snapshot_names VM: the names of a VM's snapshots, one per line.
+sim_snapshot_names() {
+  local moref
+  moref=$(jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .moref' "$SIM_INFO")
+  sim_soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>VirtualMachine</type><pathSet>snapshot</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$moref</obj></objectSet></specSet><options/></RetrievePropertiesEx>" |
+    grep -o '<name>[^<]*</name>' | sed 's/<[^>]*>//g'
+}
+
+# sim_set_cbt VM true|false: ReconfigVM_Task changeTrackingEnabled, behind the tool's back.
+sim_set_cbt() {
+  local moref
+  moref=$(jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .moref' "$SIM_INFO")
+  sim_soap "<ReconfigVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$moref</_this><spec><changeTrackingEnabled>$2</changeTrackingEnabled></spec></ReconfigVM_Task>" >/dev/null
+}

@@ -37,5 +37,5 @@ tap_done() {
 
 # jq_true EXPR FILE: the jq expression holds for FILE.
 jq_true() {
-  jq -e "$1" "$2" >/dev/null
+  jq -e "$@" >/dev/null
 }

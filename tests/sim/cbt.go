@@ -36,9 +36,9 @@ type diskTrack struct {
 }
 
 type snapshotDisk struct {
-	changeID string
-	rec      *record
-	frozen   string // flat file holding the snapshot's data, "" if none
+	changeID         string
+	rec              *record
+	frozen           string // flat file holding the snapshot's data, "" if none
 	frozenDescriptor string
 }
 
@@ -128,7 +128,9 @@ func dataRanges(f *os.File, size int64) ([][2]int64, error) {
 
 // takeRecord digests a flat file. When freezeTo is not empty the allocated
 // data is also copied there, sparse, so the snapshot keeps its own content.
-func takeRecord(flat string, capacity, bs int64, freezeTo string) (*record, error) {
+// A thick disk is allocated in full, as VMFS reports it, whatever the
+// host filesystem under the simulator says about its blocks.
+func takeRecord(flat string, capacity, bs int64, freezeTo string, thick bool) (*record, error) {
 	f, err := os.Open(flat)
 	if err != nil {
 		return nil, err
@@ -149,7 +151,9 @@ func takeRecord(flat string, capacity, bs int64, freezeTo string) (*record, erro
 	rec := &record{capacity: capacity, digests: make([]blockDigest, nblocks), allocated: make([]bool, nblocks)}
 	for i := range rec.digests {
 		rec.digests[i] = zeroDigest
+		rec.allocated[i] = thick
 	}
+	seen := make([]bool, nblocks)
 	ranges, err := dataRanges(f, capacity)
 	if err != nil {
 		return nil, err
@@ -158,9 +162,10 @@ func takeRecord(flat string, capacity, bs int64, freezeTo string) (*record, erro
 	zero := make([]byte, bs)
 	for _, r := range ranges {
 		for b := r[0] / bs; b*bs < r[1]; b++ {
-			if rec.allocated[b] {
+			if seen[b] {
 				continue // a block shared by two data ranges
 			}
+			seen[b] = true
 			rec.allocated[b] = true
 			n := bs
 			if b*bs+n > capacity {

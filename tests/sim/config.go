@@ -10,13 +10,13 @@ import (
 )
 
 type diskSpec struct {
-	ctrlKind  string // pvscsi, lsilogic, lsisas, buslogic, sata, ide, nvme
-	bus       int32
-	capacity  int64
-	thin      bool
-	mode      string // persistent, independent_persistent, independent_nonpersistent
-	rdm       string // "", physicalMode, virtualMode
-	sharing   string // "", sharingMultiWriter
+	ctrlKind string // pvscsi, lsilogic, lsisas, buslogic, sata, ide, nvme
+	bus      int32
+	capacity int64
+	thin     bool
+	mode     string // persistent, independent_persistent, independent_nonpersistent
+	rdm      string // "", physicalMode, virtualMode
+	sharing  string // "", sharingMultiWriter
 }
 
 type nicSpec struct {
@@ -37,6 +37,7 @@ type vmSpec struct {
 	coresPerSocket int32
 	memoryMB       int64
 	tools          bool
+	folder         string
 }
 
 type faultSpec struct {
@@ -48,18 +49,26 @@ type faultSpec struct {
 }
 
 type config struct {
-	infoFile       string
-	listen         string
-	model          string
-	user           string
-	password       string
-	maxAreas       int
-	blockSize      int64
-	faults         []faultSpec
-	expireSeconds  int
-	expireCalls    int
-	trace          bool
-	vms            []*vmSpec
+	infoFile      string
+	listen        string
+	model         string
+	user          string
+	password      string
+	maxAreas      int
+	blockSize     int64
+	faults        []faultSpec
+	expireSeconds int
+	expireCalls   int
+	trace         bool
+	corrupt       []corruptSpec
+	vms           []*vmSpec
+}
+
+// corruptSpec breaks the Nth QueryChangedDiskAreas reply in one way, to
+// prove that the client fails closed.
+type corruptSpec struct {
+	mode string // offset, zero, overlap, outside, past, unsorted
+	nth  int
 }
 
 func newVM(name string) *vmSpec {
@@ -238,6 +247,23 @@ func parseArgs(args []string) (*config, error) {
 			c.expireSeconds, err = intVal()
 		case "--expire-session-calls":
 			c.expireCalls, err = intVal()
+		case "--corrupt-areas":
+			if s, err = val(); err == nil {
+				parts := strings.Split(s, ":")
+				n := 0
+				if len(parts) == 2 {
+					n, _ = strconv.Atoi(parts[1])
+				}
+				switch {
+				case len(parts) != 2 || n < 1:
+					err = fmt.Errorf("--corrupt-areas %q: want MODE:N", s)
+				case parts[0] == "offset", parts[0] == "zero", parts[0] == "overlap",
+					parts[0] == "outside", parts[0] == "past", parts[0] == "unsorted":
+					c.corrupt = append(c.corrupt, corruptSpec{parts[0], n})
+				default:
+					err = fmt.Errorf("--corrupt-areas: unknown mode %q", parts[0])
+				}
+			}
 		case "--trace":
 			c.trace = true
 		case "--vm":
@@ -246,7 +272,7 @@ func parseArgs(args []string) (*config, error) {
 				c.vms = append(c.vms, cur)
 			}
 		case "--disk", "--nic", "--firmware", "--guest-id", "--power", "--cpus",
-			"--cores-per-socket", "--memory":
+			"--cores-per-socket", "--memory", "--folder":
 			var vm *vmSpec
 			if vm, err = needVM(flag); err != nil {
 				break
@@ -322,6 +348,8 @@ func (vm *vmSpec) set(flag, s string) error {
 		vm.firmware = s
 	case "--guest-id":
 		vm.guestID = s
+	case "--folder":
+		vm.folder = s
 	case "--power":
 		if s != "on" && s != "off" {
 			return fmt.Errorf("--power: on or off")

@@ -37,9 +37,10 @@ type front struct {
 	inv   *inventory
 	cbt   *cbtState
 
-	mu       sync.Mutex
-	calls    map[string]int // method -> calls so far
-	sessions map[string]*session
+	mu          sync.Mutex
+	calls       map[string]int // method -> calls so far
+	qcdaReplies int
+	sessions    map[string]*session
 }
 
 func newFront(cfg *config, inner http.Handler, inv *inventory) *front {
@@ -331,7 +332,7 @@ func (f *front) afterSnapshot(ref types.ManagedObjectReference) {
 				continue
 			}
 			frozenFlat := frozenName(flat, snapRef.Value)
-			rec, err := takeRecord(flat, diskCapacity(d), f.cbt.blockSize, frozenFlat)
+			rec, err := takeRecord(flat, diskCapacity(d), f.cbt.blockSize, frozenFlat, f.inv.thick[flat])
 			if err != nil {
 				failure = err
 				devices = append(devices, dev)
@@ -425,10 +426,10 @@ func (f *front) queryChangedDiskAreas(w http.ResponseWriter, r *http.Request, bo
 	defer f.cbt.mu.Unlock()
 
 	var (
-		enabled  bool
+		enabled   bool
 		poweredOn bool
-		vmx      string
-		liveDisk *types.VirtualDisk
+		vmx       string
+		liveDisk  *types.VirtualDisk
 	)
 	simulator.Map.WithLock(vm, func() {
 		enabled = vm.Config.ChangeTrackingEnabled != nil && *vm.Config.ChangeTrackingEnabled
@@ -480,7 +481,7 @@ func (f *front) queryChangedDiskAreas(w http.ResponseWriter, r *http.Request, bo
 			return
 		}
 		var err error
-		if target, err = takeRecord(flat, diskCapacity(liveDisk), f.cbt.blockSize, ""); err != nil {
+		if target, err = takeRecord(flat, diskCapacity(liveDisk), f.cbt.blockSize, "", f.inv.thick[flat]); err != nil {
 			fileFault(w, err.Error(), vmx)
 			return
 		}
@@ -501,12 +502,49 @@ func (f *front) queryChangedDiskAreas(w http.ResponseWriter, r *http.Request, bo
 		}
 	}
 	length, areas := page(changedBlocks(from, target), f.cbt.blockSize, target.capacity, req.StartOffset, f.cfg.maxAreas)
+	start := req.StartOffset
+	f.mu.Lock()
+	f.qcdaReplies++
+	n := f.qcdaReplies
+	f.mu.Unlock()
+	for _, c := range f.cfg.corrupt {
+		if c.nth == n {
+			start, length, areas = corruptPage(c.mode, start, length, areas, target.capacity)
+		}
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<QueryChangedDiskAreasResponse xmlns="urn:vim25"><returnval><startOffset>%d</startOffset><length>%d</length>`,
-		req.StartOffset, length)
+		start, length)
 	for _, a := range areas {
 		fmt.Fprintf(&sb, `<changedArea><start>%d</start><length>%d</length></changedArea>`, a.start, a.length)
 	}
 	sb.WriteString(`</returnval></QueryChangedDiskAreasResponse>`)
 	writeSOAP(w, http.StatusOK, sb.String())
+}
+
+// corruptPage breaks a reply the way a buggy server or proxy might.
+func corruptPage(mode string, start, length int64, areas []area, capacity int64) (int64, int64, []area) {
+	switch mode {
+	case "offset": // a reply that does not start where it was asked
+		return start + 512, length - 512, areas
+	case "zero":
+		return start, 0, areas
+	case "past": // a range beyond the disk
+		return start, capacity - start + 65536, areas
+	case "outside": // an area beyond the range examined
+		return start, length, append(areas, area{start + length, 4096})
+	case "overlap":
+		if len(areas) > 0 {
+			a := areas[len(areas)-1]
+			return start, length, append(areas, area{a.start, a.length})
+		}
+		return start, length, []area{{start, 4096}, {start, 4096}}
+	case "unsorted":
+		if len(areas) > 1 {
+			areas[0], areas[1] = areas[1], areas[0]
+			return start, length, areas
+		}
+		return start, length, []area{{start + 8192, 4096}, {start, 4096}}
+	}
+	return start, length, areas
 }

@@ -344,6 +344,7 @@ func TestVMDescription(t *testing.T) {
 	for _, want := range []string{"<firmware>efi</firmware>", "<efiSecureBootEnabled>true</efiSecureBootEnabled>",
 		`type="VirtualTPM"`, "<numCPU>4</numCPU>", "<numCoresPerSocket>2</numCoresPerSocket>",
 		"<memoryMB>4096</memoryMB>", "<guestId>ubuntu64Guest</guestId>", "poweredOn",
+		"<label>Hard disk 1</label>", "<label>Network adapter 2</label>",
 		`type="ParaVirtualSCSIController"`, `type="VirtualAHCIController"`, `type="VirtualNVMEController"`,
 		`type="VirtualE1000e"`, "<macAddress>" + vm.NICs[0].MAC + "</macAddress>"} {
 		if !strings.Contains(out, want) {
@@ -369,9 +370,9 @@ func TestCBTModel(t *testing.T) {
 	if f := s.fault(qcdaBody(vm.Moref, snap0, d.Key, 0, "*")); f != "FileFault" {
 		t.Fatalf("CBT off gave %s", f)
 	}
-	writeAt(t, d.Flat, 0, fill(100*kib, 0xa1))       // blocks 0-1
-	writeAt(t, d.Flat, 3*mib+10, fill(10, 0xb2))     // block 48
-	writeAt(t, d.Flat, 5*mib, fill(64*kib, 0))       // allocated zeros, block 80
+	writeAt(t, d.Flat, 0, fill(100*kib, 0xa1))   // blocks 0-1
+	writeAt(t, d.Flat, 3*mib+10, fill(10, 0xb2)) // block 48
+	writeAt(t, d.Flat, 5*mib, fill(64*kib, 0))   // allocated zeros, block 80
 	s.setCBT(vm.Moref, true)
 	base := s.snapshot(vm.Moref, "base")
 	baseID := s.snapshotChangeID(base, d.Key)
@@ -384,10 +385,10 @@ func TestCBTModel(t *testing.T) {
 		t.Fatalf("'*' areas %v, want %v", areas, want)
 	}
 	// The snapshot froze its content: later writes do not reach its backing.
-	writeAt(t, d.Flat, 7*mib, fill(4*kib, 0xc3))       // new block 112
-	writeAt(t, d.Flat, 0, fill(100*kib, 0xa1))         // same content: no change
-	writeAt(t, d.Flat, 3*mib, fill(64*kib, 0))         // data to zeros: a change
-	writeAt(t, d.Flat, 6*mib-1, fill(2, 0xd4))         // straddles blocks 95 and 96
+	writeAt(t, d.Flat, 7*mib, fill(4*kib, 0xc3)) // new block 112
+	writeAt(t, d.Flat, 0, fill(100*kib, 0xa1))   // same content: no change
+	writeAt(t, d.Flat, 3*mib, fill(64*kib, 0))   // data to zeros: a change
+	writeAt(t, d.Flat, 6*mib-1, fill(2, 0xd4))   // straddles blocks 95 and 96
 	incr := s.snapshot(vm.Moref, "incr")
 	incrID := s.snapshotChangeID(incr, d.Key)
 	if incrID == baseID || strings.Split(incrID, "/")[0] != strings.Split(baseID, "/")[0] {

@@ -140,26 +140,24 @@ func buildSpec(vmIndex int, vm *vmSpec, dsName string) types.VirtualMachineConfi
 		units[ckey] = unit + 1
 		disk := &types.VirtualDisk{CapacityInKB: (d.capacity + 1023) / 1024, CapacityInBytes: d.capacity}
 		disk.Key = keyDisk + int32(i)
+		disk.DeviceInfo = &types.Description{Label: fmt.Sprintf("Hard disk %d", i+1)}
 		disk.ControllerKey = ckey
 		disk.UnitNumber = types.NewInt32(unit)
 		file := types.VirtualDeviceFileBackingInfo{FileName: fmt.Sprintf("[%s]", dsName)}
-		if d.rdm != "" {
-			disk.Backing = &types.VirtualDiskRawDiskMappingVer1BackingInfo{
-				VirtualDeviceFileBackingInfo: file, CompatibilityMode: d.rdm, DiskMode: d.mode,
-				DeviceName: "/vmfs/devices/disks/naa.600000000000000000000000000000" + fmt.Sprint(i),
-				LunUuid:    fmt.Sprintf("0200%02d0000600000000000000000000000000000", i)}
-		} else {
-			disk.Backing = &types.VirtualDiskFlatVer2BackingInfo{
-				VirtualDeviceFileBackingInfo: file, DiskMode: d.mode,
-				ThinProvisioned: types.NewBool(d.thin), EagerlyScrub: types.NewBool(false),
-				Sharing: d.sharing,
-				Uuid:    fmt.Sprintf("6000C29%d-%04x-%04x-%04x-%012x", vmIndex%10, vmIndex, i, 0x5a5a, vmIndex*100+i)}
-		}
+		// RDMs start as flat disks: the simulator assumes flat backings while
+		// it creates a VM. buildInventory swaps in the RDM backing afterwards.
+		disk.Backing = &types.VirtualDiskFlatVer2BackingInfo{
+			VirtualDeviceFileBackingInfo: file, DiskMode: d.mode,
+			ThinProvisioned: types.NewBool(d.thin), EagerlyScrub: types.NewBool(false),
+			Sharing: d.sharing,
+			Uuid:    fmt.Sprintf("6000C29%d-%04x-%04x-%04x-%012x", vmIndex%10, vmIndex, i, 0x5a5a, vmIndex*100+i)}
 		add(disk, types.VirtualDeviceConfigSpecFileOperationCreate)
 	}
 	for i, n := range vm.nics {
 		mac := fmt.Sprintf("00:50:56:%02x:%02x:%02x", 0x10+vmIndex%0x30, (i>>8)&0xff, i&0xff)
-		add(nicDevice(n, keyNIC+int32(i), mac), "")
+		nic := nicDevice(n, keyNIC+int32(i), mac)
+		nic.GetVirtualDevice().DeviceInfo = &types.Description{Label: fmt.Sprintf("Network adapter %d", i+1)}
+		add(nic, "")
 	}
 	if vm.vtpm {
 		tpm := &types.VirtualTPM{}
@@ -235,6 +233,7 @@ type inventory struct {
 	hostRef  types.ManagedObjectReference
 	vms      []vmInfo
 	flatByVM map[string]map[int32]string // moref -> disk key -> flat file
+	thick    map[string]bool             // flat file -> thick provisioned
 }
 
 func ensureNetworks(ctx context.Context, c *vim25.Client, host *object.HostSystem, specs []*vmSpec) error {
@@ -259,6 +258,13 @@ func ensureNetworks(ctx context.Context, c *vim25.Client, host *object.HostSyste
 	return nil
 }
 
+func ensureFolder(ctx context.Context, finder *find.Finder, parent *object.Folder, name string) (*object.Folder, error) {
+	if f, err := finder.Folder(ctx, parent.InventoryPath+"/"+name); err == nil {
+		return f, nil
+	}
+	return parent.CreateFolder(ctx, name)
+}
+
 func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inventory, error) {
 	finder := find.NewFinder(c, false)
 	dc, err := finder.DefaultDatacenter(ctx)
@@ -279,7 +285,7 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 		return nil, err
 	}
 	inv := &inventory{dsDirs: map[string]string{}, hostRef: host.Reference(),
-		flatByVM: map[string]map[int32]string{}}
+		flatByVM: map[string]map[int32]string{}, thick: map[string]bool{}}
 	for _, ref := range simulator.Map.All("Datastore") {
 		ds := ref.(*simulator.Datastore)
 		inv.dsDirs[ds.Name] = ds.Info.GetDatastoreInfo().Url
@@ -292,7 +298,15 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 	}
 	for i, vs := range specs {
 		spec := buildSpec(i, vs, inv.dsName)
-		task, err := folders.VmFolder.CreateVM(ctx, spec, pool, host)
+		folder := folders.VmFolder
+		folderPath := "vm"
+		if vs.folder != "" {
+			if folder, err = ensureFolder(ctx, finder, folders.VmFolder, vs.folder); err != nil {
+				return nil, fmt.Errorf("vm %s: folder %s: %v", vs.name, vs.folder, err)
+			}
+			folderPath = "vm/" + vs.folder
+		}
+		task, err := folder.CreateVM(ctx, spec, pool, host)
 		if err != nil {
 			return nil, fmt.Errorf("vm %s: %v", vs.name, err)
 		}
@@ -303,7 +317,7 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 		ref := res.Result.(types.ManagedObjectReference)
 		vmObj := simulator.Map.Get(ref).(*simulator.VirtualMachine)
 		info := vmInfo{Name: vs.name, Moref: ref.Value, UUID: vmObj.Config.InstanceUuid,
-			Path: strings.TrimPrefix(dc.InventoryPath+"/vm/"+vs.name, "/")}
+			Path: strings.TrimPrefix(dc.InventoryPath+"/"+folderPath+"/"+vs.name, "/")}
 		flats := map[int32]string{}
 		for di, dev := range vmObj.Config.Hardware.Device {
 			_ = di
@@ -316,11 +330,19 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 				}
 				ds := vs.disks[d.Key-keyDisk]
 				flat := ""
-				if ds.rdm == "" {
+				if ds.rdm != "" {
+					simulator.Map.WithLock(vmObj, func() {
+						d.Backing = &types.VirtualDiskRawDiskMappingVer1BackingInfo{
+							VirtualDeviceFileBackingInfo: *fb, CompatibilityMode: ds.rdm, DiskMode: ds.mode,
+							DeviceName: fmt.Sprintf("/vmfs/devices/disks/naa.6000c29%013d", int(d.Key)),
+							LunUuid:    fmt.Sprintf("0200%04d0000600000000000000000000000000000", d.Key)}
+					})
+				} else {
 					if flat, err = materializeDisk(descriptor, ds.capacity, ds.thin); err != nil {
 						return nil, err
 					}
 					flats[d.Key] = flat
+					inv.thick[flat] = !ds.thin
 				}
 				info.Disks = append(info.Disks, diskInfo{Key: d.Key, FileName: fb.FileName,
 					Descriptor: descriptor, Flat: flat, Capacity: ds.capacity,
