@@ -153,7 +153,7 @@ cbt_reset (struct v2k_session *s, bool force, long task_timeout, struct v2k_erro
     CLEANUP_FREE char *name = NULL, *snap = NULL;
     if (asprintf (&name, "ablestack-v2k-%s-cbt-reset", s->m->run.id) < 0)
       name = NULL;
-    if (!name || v2k_snapshot_create (s->soap, vm, name, false, (int) task_timeout, &snap, err) == -1 ||
+    if (!name || v2k_snapshot_create (s->soap, vm, name, false, (int) task_timeout, NULL, NULL, &snap, err) == -1 ||
         v2k_snapshot_remove (s->soap, snap, (int) task_timeout, err) == -1)
       return -1;
   }

@@ -122,6 +122,14 @@ snapshot_json (const struct v2k_snapshot *snap, const struct v2k_manifest *m)
                     "disks", disks);
 }
 
+/* vCenter reports a running task's percentage: log it as an event. */
+static void
+snapshot_progress (void *opaque, const char *task, int percent)
+{
+  v2k_session_event (opaque, EV_INFO, NULL, "snapshot.progress",
+                     json_pack ("{s:s, s:i}", "task", task, "percent", percent));
+}
+
 int
 cmd_snapshot (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
 {
@@ -196,7 +204,7 @@ cmd_snapshot (int argc, char **argv, struct v2k_global *g, struct v2k_error *err
     adopted = true;
   else {
     if (v2k_snapshot_create (s.soap, m->source.vm.moref, name, quiesce, (int) task_timeout,
-                             &moref, err) == -1)
+                             snapshot_progress, &s, &moref, err) == -1)
       goto out;
     v2k_crashpoint ("snapshot:created");
   }

@@ -8,17 +8,10 @@
 #include "../util/cleanup.h"
 #include "../util/strbuf.h"
 
-static void
-log_progress (void *opaque, const char *task, int percent)
-{
-  (void) opaque;
-  (void) task;
-  (void) percent;
-}
-
 int
 v2k_snapshot_create (struct v2k_soap *s, const char *vm, const char *name, bool quiesce,
-                     int timeout, char **moref, struct v2k_error *err)
+                     int timeout, v2k_task_progress_fn progress, void *opaque,
+                     char **moref, struct v2k_error *err)
 {
   struct strbuf p = { 0 };
   sb_add (&p, "<name>");
@@ -34,7 +27,7 @@ v2k_snapshot_create (struct v2k_soap *s, const char *vm, const char *name, bool 
     return -1;
   CLEANUP_FREE char *task = v2k_task_from_response (resp);
   xmlFreeDoc (doc);
-  if (v2k_task_wait (s, task, "creating snapshot", timeout, log_progress, NULL, moref, NULL,
+  if (v2k_task_wait (s, task, "creating snapshot", timeout, progress, opaque, moref, NULL,
                      err) == -1)
     return -1;
   if (!*moref || !**moref) {

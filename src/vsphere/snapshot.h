@@ -6,11 +6,13 @@
 
 #include <stdbool.h>
 #include "soap.h"
+#include "task.h"
 #include "../state/manifest.h"
 
 /* CreateSnapshot_Task; *MOREF gets the new snapshot. */
 int v2k_snapshot_create (struct v2k_soap *s, const char *vm, const char *name, bool quiesce,
-                         int timeout, char **moref, struct v2k_error *err);
+                         int timeout, v2k_task_progress_fn progress, void *opaque,
+                         char **moref, struct v2k_error *err);
 /* The moref of the VM's snapshot named exactly NAME, or NULL (with no
  * error) when there is none; more than one is an error. */
 int v2k_snapshot_find (struct v2k_soap *s, const char *vm, const char *name, char **moref,

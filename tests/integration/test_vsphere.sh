@@ -272,6 +272,24 @@ run "$tmp/o" v2k --workdir "$WE" snapshot base
 check "snapshot re-logs in after expiry" test $? -eq 0
 check "one snapshot despite the re-login" test "$(sim_snapshot_names e1 | grep -c ablestack-v2k)" -eq 1
 
+# ---------------------------------------------------------------- faults and timeouts
+start faults --fault RetrievePropertiesEx:3:http503 --fault CreateSnapshot_Task:1:hang \
+  --fault ReconfigVM_Task:1:http503 --vm f1 --disk scsi:4M
+WF=$(init_vm f1 2>"$tmp/o")
+check "a read-only call is retried after HTTP 503" test -f "$WF/manifest.json"
+run "$tmp/o" v2k --workdir "$WF" cbt enable
+check "a state-changing call is not repeated after HTTP 503" grep -q "ReconfigVM_Task: .* answered HTTP 503" "$tmp/o"
+check "a failed step is recorded as the last error" jq_true '.last_error.phase == "cbt" and .phases.cbt.state == "failed"' "$WF/manifest.json"
+check "a failed step leaves an error event" jq_true -s 'map(select(.event == "cbt enable.failed" and .level == "error")) | length == 1' "$WF/events.log"
+"$BIN" --workdir "$WF" status --json >"$tmp/s"
+check "status shows the failure" jq_true '.state == "failed" and .last_error.code == "vsphere_fault"' "$tmp/s"
+run "$tmp/o" v2k --workdir "$WF" cbt enable
+check "re-running the step succeeds" test $? -eq 0
+check "success clears the last error" jq_true '.last_error == null and .phases.cbt.state == "done"' "$WF/manifest.json"
+run "$tmp/o" v2k --workdir "$WF" snapshot base --task-timeout 2
+check "a task that never finishes times out: exit 6" test $? -eq 6
+check "the timeout says to check vCenter" grep -q "did not finish within 2 s; it may still be running" "$tmp/o"
+
 # ---------------------------------------------------------------- paging, ground truth
 for per in 1 7; do
   start "page$per" --max-areas "$per" --cbt-block-size 4096 --vm p --disk scsi:80M

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -209,6 +210,15 @@ func (f *front) injectFault(w http.ResponseWriter, m *simulator.Method) bool {
 			continue
 		}
 		log.Printf("injecting %s into call %d of %s", fs.fault, n, m.Name)
+		if strings.HasPrefix(fs.fault, "http") {
+			// A proxy or load balancer failing: an HTTP status with no SOAP body.
+			code, _ := strconv.Atoi(strings.TrimPrefix(fs.fault, "http"))
+			if code < 400 {
+				code = 503
+			}
+			w.WriteHeader(code)
+			return true
+		}
 		if strings.HasSuffix(m.Name, "_Task") {
 			var task *simulator.Task
 			if fs.fault == "hang" {
