@@ -199,6 +199,16 @@ cbt_areas (struct v2k_session *s, const char *kind_name, const char *disk_id, co
   }
   if (!since)
     since = d->cbt.change_id ? d->cbt.change_id : "*";
+  /* The snapshot's own changeId tells a reset epoch before vSphere does. */
+  for (size_t i = 0; i < snap->n_disks; i++)
+    if (snap->disks[i].key == d->key && snap->disks[i].change_id && strcmp (since, "*") != 0 &&
+        !v2k_change_id_same_epoch (since, snap->disks[i].change_id)) {
+      v2k_error_set (err, V2K_EXIT_CBT,
+                     "disk %s: changeId \"%s\" is from another tracking epoch than snapshot %s "
+                     "(\"%s\"): change tracking was reset. Recover with 'cbt reset', then "
+                     "'sync base --full'", d->id, since, snap->moref, snap->disks[i].change_id);
+      return -1;
+    }
   v2k_extents areas = empty_vector;
   int pages = 0;
   if (v2k_changed_areas_query (s->soap, s->m->source.vm.moref, snap->moref, d->key, d->capacity,

@@ -253,14 +253,35 @@ sim_set_cbt snapped true
 jq '.disks[].base.state = "done"' "$W6/manifest.json" >"$tmp/m" && cp "$tmp/m" "$W6/manifest.json"
 v2k --workdir "$W6" snapshot incr >/dev/null 2>&1
 run "$tmp/o" v2k --workdir "$W6" cbt areas --snapshot incr --disk scsi0:0 --since "$sid"
-check "CBT reset: exit 7" test $? -eq 7
-check "CBT reset: recovery hint" grep -q "rejected changeId .*was reset.*'cbt reset', then 'sync base --full'" "$tmp/o"
+check "CBT reset (epoch differs): exit 7" test $? -eq 7
+check "CBT reset (epoch differs): recovery hint" grep -q "another tracking epoch.*'cbt reset', then 'sync base --full'" "$tmp/o"
+newid=$(jq -r '.snapshots[1].disks[0].change_id' "$W6/manifest.json")
+run "$tmp/o" v2k --workdir "$W6" cbt areas --snapshot incr --disk scsi0:0 --since "${newid%/*}/99"
+check "changeId rejected by vSphere: exit 7" test $? -eq 7
+check "changeId rejected by vSphere: recovery hint" grep -q "rejected changeId .*was reset.*'cbt reset', then 'sync base --full'" "$tmp/o"
 jq '.disks[].incr.state = "running"' "$W6/manifest.json" >"$tmp/m" && cp "$tmp/m" "$W6/manifest.json"
 run "$tmp/o" v2k --workdir "$W6" cbt reset
 check "cbt reset refused while a sync is unfinished" grep -q "unfinished" "$tmp/o"
 run "$tmp/o" v2k --workdir "$W6" cbt reset --force
 check "cbt reset --force works" test $? -eq 0
 check "cbt reset clears committed changeIds" jq_true '[.disks[].cbt.change_id] == [null]' "$W6/manifest.json"
+
+# The power state guards the final snapshot; existing snapshots are reported.
+jq '.disks[].base.state = "done" | .disks[].base.snapshot = .snapshots[0].moref' "$W/manifest.json" >"$tmp/m" && cp "$tmp/m" "$W/manifest.json"
+run "$tmp/o" v2k --workdir "$W" snapshot final
+check "snapshot final refused while powered on" grep -q "snapshot final needs VM web01 powered off (it is poweredOn)" "$tmp/o"
+moref=$(jq -r '.vms[] | select(.name == "snapped") | .moref' "$SIM_INFO")
+sim_soap "<CreateSnapshot_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$moref</_this><name>before migration</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>" >/dev/null
+WS=$(init_vm snapped 2>"$tmp/err")
+check "init warns about existing snapshots" grep -q "warning: VM snapped already has snapshot 'before migration'" "$tmp/err"
+check "the warning is an event" jq_true -s 'map(select(.event == "vm.user_snapshots" and (.detail.names | index("before migration")))) | length == 1' "$WS/events.log"
+
+# ---------------------------------------------------------------- property collector paging
+start paged --max-objects 1 --vm p1 --folder f1 --disk scsi:4M --vm p2 --folder f2 --disk scsi:4M --vm p3 --disk scsi:4M --vm p1 --disk scsi:4M
+WPG=$(init_vm p2)
+check "RetrievePropertiesEx continuation pages are followed" jq_true '.source.vm.inventory_path == "DC0/vm/f2/p2"' "$WPG/manifest.json"
+run "$tmp/o" init_vm p1
+check "ambiguity found across continuation pages" grep -q "2 VMs are named 'p1'" "$tmp/o"
 
 # ---------------------------------------------------------------- session expiry
 start expiry --expire-session-calls 4 --vm e1 --disk scsi:4M --disk sata:4M --power on

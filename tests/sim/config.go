@@ -61,6 +61,7 @@ type config struct {
 	expireCalls   int
 	trace         bool
 	corrupt       []corruptSpec
+	maxObjects    int
 	vms           []*vmSpec
 }
 
@@ -264,6 +265,8 @@ func parseArgs(args []string) (*config, error) {
 					err = fmt.Errorf("--corrupt-areas: unknown mode %q", parts[0])
 				}
 			}
+		case "--max-objects":
+			c.maxObjects, err = intVal()
 		case "--trace":
 			c.trace = true
 		case "--vm":

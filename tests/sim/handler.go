@@ -41,12 +41,14 @@ type front struct {
 	mu          sync.Mutex
 	calls       map[string]int // method -> calls so far
 	qcdaReplies int
+	pages       map[string][]string // continuation token -> objects still to send
+	nextToken   int
 	sessions    map[string]*session
 }
 
 func newFront(cfg *config, inner http.Handler, inv *inventory) *front {
 	return &front{cfg: cfg, inner: inner, inv: inv, cbt: newCBTState(cfg.blockSize),
-		calls: map[string]int{}, sessions: map[string]*session{}}
+		calls: map[string]int{}, sessions: map[string]*session{}, pages: map[string][]string{}}
 }
 
 const envelopeHead = `<?xml version="1.0" encoding="UTF-8"?>
@@ -123,6 +125,17 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer f.cbt.mu.Unlock()
 		f.passThrough(w, r, body)
 		f.afterReconfig(req.This)
+	case *types.RetrievePropertiesEx:
+		if f.cfg.maxObjects > 0 {
+			f.pagedRetrieve(w, r, body)
+			return
+		}
+		f.passThrough(w, r, body)
+	case *types.ContinueRetrievePropertiesEx:
+		if f.continueRetrieve(w, req.Token) {
+			return
+		}
+		f.passThrough(w, r, body)
 	case *types.PowerOnVM_Task, *types.PowerOffVM_Task, *types.ShutdownGuest:
 		f.passThrough(w, r, body)
 		f.syncToolsState(method.This)
@@ -557,4 +570,88 @@ func corruptPage(mode string, start, length int64, areas []area, capacity int64)
 		return start, length, []area{{start + 8192, 4096}, {start, 4096}}
 	}
 	return start, length, areas
+}
+
+// splitObjects cuts the <objects> elements out of a RetrievePropertiesEx reply.
+func splitObjects(xml string) (head string, objs []string, tail string) {
+	first := strings.Index(xml, "<objects>")
+	if first < 0 {
+		return xml, nil, ""
+	}
+	head = xml[:first]
+	rest := xml[first:]
+	for strings.HasPrefix(rest, "<objects>") {
+		depth, i := 0, 0
+		for {
+			open := strings.Index(rest[i:], "<objects>")
+			end := strings.Index(rest[i:], "</objects>")
+			if open >= 0 && open < end {
+				depth++
+				i += open + len("<objects>")
+				continue
+			}
+			depth--
+			i += end + len("</objects>")
+			if depth == 0 {
+				break
+			}
+		}
+		objs = append(objs, rest[:i])
+		rest = rest[i:]
+	}
+	return head, objs, rest
+}
+
+// pagedRetrieve serves RetrievePropertiesEx at most --max-objects objects at a
+// time with a continuation token, as vCenter does for large results.
+func (f *front) pagedRetrieve(w http.ResponseWriter, r *http.Request, body []byte) {
+	rec := httptest.NewRecorder()
+	f.forward(rec, r, body)
+	out := rec.Body.String()
+	head, objs, tail := splitObjects(out)
+	if rec.Code != http.StatusOK || len(objs) <= f.cfg.maxObjects {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	token := f.storePage(objs[f.cfg.maxObjects:])
+	page := head + strings.Join(objs[:f.cfg.maxObjects], "") + "<token>" + token + "</token>" + tail
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, page)
+}
+
+func (f *front) storePage(objs []string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextToken++
+	token := fmt.Sprintf("v2k-page-%d", f.nextToken)
+	f.pages[token] = objs
+	return token
+}
+
+func (f *front) continueRetrieve(w http.ResponseWriter, token string) bool {
+	f.mu.Lock()
+	objs, ok := f.pages[token]
+	delete(f.pages, token)
+	f.mu.Unlock()
+	if !ok {
+		return false
+	}
+	n := f.cfg.maxObjects
+	if n > len(objs) {
+		n = len(objs)
+	}
+	var sb strings.Builder
+	sb.WriteString(`<ContinueRetrievePropertiesExResponse xmlns="urn:vim25"><returnval>`)
+	sb.WriteString(strings.Join(objs[:n], ""))
+	if n < len(objs) {
+		sb.WriteString("<token>" + f.storePage(objs[n:]) + "</token>")
+	}
+	sb.WriteString(`</returnval></ContinueRetrievePropertiesExResponse>`)
+	writeSOAP(w, http.StatusOK, sb.String())
+	return true
 }
