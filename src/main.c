@@ -22,6 +22,8 @@ static const struct command commands[] = {
   { "init", cmd_init, "read the VM's inventory and create the workdir" },
   { "cbt", cmd_cbt, "enable, inspect or reset Changed Block Tracking; list changed areas" },
   { "snapshot", cmd_snapshot, "take the base, incr or final migration snapshot" },
+  { "sync", cmd_sync, "copy the base, incremental or final snapshot into the targets" },
+  { "copy", cmd_copy, "copy between NBD servers or image files with the engine (plumbing)" },
   { "status", cmd_status, "show a run's phase, per-disk progress and recent events" },
 };
 

@@ -20,6 +20,8 @@ typedef int (*v2k_command_fn) (int argc, char **argv, struct v2k_global *g,
 int cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_cbt (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_snapshot (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
+int cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
+int cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_status (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 
 /* Parses a non-negative decimal count for OPTION, or fails with a usage error. */

@@ -131,7 +131,7 @@ static const struct jm_field disk_fields[] = {
   JM_SUBFIELD (struct v2k_disk, controller, JM_OBJ, true, controller_schema),
   I (struct v2k_disk, capacity), S (struct v2k_disk, file_name), OS (struct v2k_disk, datastore),
   B (struct v2k_disk, thin), OS (struct v2k_disk, disk_mode), OS (struct v2k_disk, sharing),
-  S (struct v2k_disk, target_path),
+  S (struct v2k_disk, target_path), B (struct v2k_disk, target_created),
   JM_SUBFIELD (struct v2k_disk, cbt, JM_OBJ, true, cbt_schema),
   JM_SUBFIELD (struct v2k_disk, base, JM_OBJ, true, sync_schema),
   JM_SUBFIELD (struct v2k_disk, incr, JM_OBJ, true, sync_schema),

@@ -168,6 +168,7 @@ struct v2k_disk {
   char *disk_mode;
   char *sharing;
   char *target_path;
+  bool target_created;  /* this run created the target, so it may recreate it */
   struct v2k_cbt cbt;
   struct v2k_sync base, incr, final;
   struct v2k_counters counters;

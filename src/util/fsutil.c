@@ -148,6 +148,48 @@ v2k_read_file (const char *path, size_t max, size_t *len_out, int code,
   return STEAL (buf);
 }
 
+char *
+v2k_read_stream (int fd, size_t max, size_t *len_out, int code, struct v2k_error *err)
+{
+  size_t cap = 65536, len = 0;
+  char *buf = malloc (cap);
+  if (!buf) {
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return NULL;
+  }
+  for (;;) {
+    if (len + 1 >= cap) {
+      if (cap > max) {
+        free (buf);
+        v2k_error_set (err, code, "input larger than %zu bytes", max);
+        return NULL;
+      }
+      char *p = realloc (buf, cap * 2);
+      if (!p) {
+        free (buf);
+        v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+        return NULL;
+      }
+      buf = p;
+      cap *= 2;
+    }
+    ssize_t n = read (fd, buf + len, cap - len - 1);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      free (buf);
+      v2k_error_errno (err, code, "reading input");
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    len += (size_t) n;
+  }
+  buf[len] = '\0';
+  *len_out = len;
+  return buf;
+}
+
 int
 v2k_mkdir_p (const char *path, mode_t mode, struct v2k_error *err)
 {

@@ -18,6 +18,9 @@ int v2k_write_file_atomic (const char *path, const void *data, size_t len,
 char *v2k_read_file (const char *path, size_t max, size_t *len_out,
                      int code, struct v2k_error *err);
 
+/* Reads a whole stream (a pipe, stdin) of at most MAX bytes. */
+char *v2k_read_stream (int fd, size_t max, size_t *len_out, int code, struct v2k_error *err);
+
 int v2k_fsync_dir (const char *dir, struct v2k_error *err);
 
 /* mkdir -p with MODE for each directory created. */

@@ -87,7 +87,7 @@ sim_snapshot_names() {
   local moref
   moref=$(jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .moref' "$SIM_INFO")
   sim_soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>VirtualMachine</type><pathSet>snapshot</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$moref</obj></objectSet></specSet><options/></RetrievePropertiesEx>" |
-    grep -o '<name>[^<]*</name>' | sed 's/<[^>]*>//g'
+    grep -o '</vm><name>[^<]*</name>' | sed 's/<[^>]*>//g'
 }
 
 # sim_set_cbt VM true|false: ReconfigVM_Task changeTrackingEnabled, behind the tool's back.

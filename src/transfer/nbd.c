@@ -1,0 +1,298 @@
+/* The NBD endpoint: libnbd's asynchronous API over one or more connections. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libnbd.h>
+
+#include "endpoint.h"
+
+struct nbd_priv {
+  struct nbd_handle **h;
+  size_t n;
+  size_t next_flush_conn;
+};
+
+struct pending {
+  struct v2k_io *io;
+  struct v2k_endpoint *ep;
+};
+
+static int
+completed (void *user_data, int *error)
+{
+  struct pending *p = user_data;
+  if (*error)
+    snprintf (p->ep->last_error, sizeof p->ep->last_error, "%s", strerror (*error));
+  p->io->done (p->io, *error);
+  free (p);
+  return 1;  /* retire the command */
+}
+
+static nbd_completion_callback
+callback (struct v2k_endpoint *ep, struct v2k_io *io)
+{
+  struct pending *p = malloc (sizeof *p);
+  if (p) {
+    p->io = io;
+    p->ep = ep;
+  }
+  return (nbd_completion_callback) { .callback = completed, .user_data = p };
+}
+
+static int
+started (struct v2k_endpoint *ep, int64_t cookie, nbd_completion_callback cb)
+{
+  if (!cb.user_data) {
+    snprintf (ep->last_error, sizeof ep->last_error, "out of memory");
+    return -1;
+  }
+  if (cookie == -1) {
+    snprintf (ep->last_error, sizeof ep->last_error, "%s", nbd_get_error ());
+    free (cb.user_data);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+ep_read (struct v2k_endpoint *ep, size_t conn, void *buf, size_t len, int64_t off,
+          struct v2k_io *io)
+{
+  struct nbd_priv *p = ep->priv;
+  nbd_completion_callback cb = callback (ep, io);
+  if (!cb.user_data)
+    return started (ep, 0, cb);
+  return started (ep, nbd_aio_pread (p->h[conn % p->n], buf, len, (uint64_t) off, cb, 0), cb);
+}
+
+static int
+ep_write (struct v2k_endpoint *ep, size_t conn, const void *buf, size_t len, int64_t off,
+           struct v2k_io *io)
+{
+  struct nbd_priv *p = ep->priv;
+  nbd_completion_callback cb = callback (ep, io);
+  if (!cb.user_data)
+    return started (ep, 0, cb);
+  return started (ep, nbd_aio_pwrite (p->h[conn % p->n], buf, len, (uint64_t) off, cb, 0), cb);
+}
+
+static int
+ep_zero (struct v2k_endpoint *ep, size_t conn, size_t len, int64_t off, struct v2k_io *io)
+{
+  struct nbd_priv *p = ep->priv;
+  nbd_completion_callback cb = callback (ep, io);
+  if (!cb.user_data)
+    return started (ep, 0, cb);
+  return started (ep, nbd_aio_zero (p->h[conn % p->n], len, (uint64_t) off, cb, 0), cb);
+}
+
+static int
+ep_flush (struct v2k_endpoint *ep, struct v2k_io *io)
+{
+  struct nbd_priv *p = ep->priv;
+  nbd_completion_callback cb = callback (ep, io);
+  if (!cb.user_data)
+    return started (ep, 0, cb);
+  /* With multi-conn (or a single connection) a flush on one connection
+   * covers every write that has completed on any of them. */
+  return started (ep, nbd_aio_flush (p->h[0], cb, 0), cb);
+}
+
+static size_t
+ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
+{
+  struct nbd_priv *p = ep->priv;
+  size_t n = 0;
+  for (size_t i = 0; i < p->n && n < max; i++) {
+    unsigned dir = nbd_aio_get_direction (p->h[i]);
+    fds[n].fd = nbd_aio_get_fd (p->h[i]);
+    fds[n].events = (short) (((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                             ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+    fds[n].revents = 0;
+    n++;
+  }
+  return n;
+}
+
+static int
+ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
+{
+  struct nbd_priv *p = ep->priv;
+  for (size_t i = 0; i < n && i < p->n; i++) {
+    int r = 0;
+    if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
+      r = nbd_aio_notify_read (p->h[i]);
+    else if (fds[i].revents & POLLOUT)
+      r = nbd_aio_notify_write (p->h[i]);
+    if (r == -1) {
+      snprintf (ep->last_error, sizeof ep->last_error, "%s", nbd_get_error ());
+      return -1;
+    }
+    if (nbd_aio_is_dead (p->h[i]) || nbd_aio_is_closed (p->h[i])) {
+      snprintf (ep->last_error, sizeof ep->last_error, "connection lost: %s",
+                nbd_get_error () ? nbd_get_error () : "server closed it");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+struct extent_ctx { v2k_extents *out; int64_t base; int failed; };
+
+static int
+extent_cb (void *user_data, const char *metacontext, uint64_t offset, uint32_t *entries,
+           size_t nr_entries, int *error)
+{
+  struct extent_ctx *c = user_data;
+  (void) error;
+  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    return 0;
+  uint64_t pos = offset;
+  for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+    uint32_t len = entries[i], flags = entries[i + 1];
+    /* A hole, or anything that reads as zeros, needs no copy. */
+    if (!(flags & (LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO)) &&
+        v2k_extents_add (c->out, (int64_t) pos, len) == -1)
+      c->failed = 1;
+    pos += len;
+  }
+  c->base = (int64_t) pos;
+  return 0;
+}
+
+static int
+ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
+{
+  struct nbd_priv *p = ep->priv;
+  struct nbd_handle *h = p->h[0];
+  if (nbd_can_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+    return -1;
+  int64_t off = 0;
+  while (off < ep->size) {
+    int64_t chunk = ep->size - off;
+    if (chunk > (1LL << 30))
+      chunk = 1LL << 30;
+    struct extent_ctx c = { .out = out, .base = off };
+    if (nbd_block_status (h, (uint64_t) chunk, (uint64_t) off,
+                          (nbd_extent_callback) { .callback = extent_cb, .user_data = &c }, 0) == -1) {
+      v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: block status at %lld: %s", ep->name,
+                     (long long) off, nbd_get_error ());
+      return -1;
+    }
+    if (c.failed) {
+      v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+      return -1;
+    }
+    if (c.base <= off) {
+      v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: block status made no progress at %lld",
+                     ep->name, (long long) off);
+      return -1;
+    }
+    off = c.base;
+  }
+  return 0;
+}
+
+static void
+nbd_close_ep (struct v2k_endpoint *ep)
+{
+  struct nbd_priv *p = ep->priv;
+  if (!p)
+    return;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->h[i]) {
+      nbd_shutdown (p->h[i], 0);
+      nbd_close (p->h[i]);
+    }
+  free (p->h);
+  free (p);
+}
+
+static const struct v2k_endpoint_ops nbd_ops = {
+  .kind = "nbd",
+  .read = ep_read,
+  .write = ep_write,
+  .zero = ep_zero,
+  .flush = ep_flush,
+  .pollfds = ep_pollfds,
+  .dispatch = ep_dispatch,
+  .allocated = ep_allocated,
+  .close = nbd_close_ep,
+};
+
+static struct nbd_handle *
+connect_one (const char *uri, const char *name, struct v2k_error *err)
+{
+  struct nbd_handle *h = nbd_create ();
+  if (!h) {
+    v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: %s", name, nbd_get_error ());
+    return NULL;
+  }
+  nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+  if (nbd_connect_uri (h, uri) == -1) {
+    v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: %s", name, uri, nbd_get_error ());
+    nbd_close (h);
+    return NULL;
+  }
+  return h;
+}
+
+struct v2k_endpoint *
+v2k_nbd_open (const char *uri, const char *name, bool writable, size_t connections,
+              struct v2k_error *err)
+{
+  struct v2k_endpoint *ep = calloc (1, sizeof *ep);
+  struct nbd_priv *p = calloc (1, sizeof *p);
+  if (!ep || !p || !(ep->name = strdup (name))) {
+    free (ep);
+    free (p);
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return NULL;
+  }
+  ep->ops = &nbd_ops;
+  ep->priv = p;
+  if (connections < 1)
+    connections = 1;
+  p->h = calloc (connections, sizeof *p->h);
+  if (!p->h || !(p->h[0] = connect_one (uri, name, err)))
+    goto fail;
+  p->n = 1;
+  struct nbd_handle *h = p->h[0];
+  ep->size = nbd_get_size (h);
+  if (ep->size < 0) {
+    v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: %s", name, nbd_get_error ());
+    goto fail;
+  }
+  if (writable && nbd_is_read_only (h) == 1) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "%s: the NBD export is read-only", name);
+    goto fail;
+  }
+  int64_t maxreq = nbd_get_block_size (h, LIBNBD_SIZE_MAXIMUM);
+  ep->max_request = maxreq > 0 ? (size_t) maxreq : 32u << 20;
+  /* Writes over several connections are only safe to flush through one of
+   * them when the server promises multi-conn consistency. */
+  if (writable && nbd_can_multi_conn (h) != 1)
+    connections = 1;
+  for (size_t i = 1; i < connections; i++) {
+    if (!(p->h[i] = connect_one (uri, name, err)))
+      goto fail;
+    p->n++;
+  }
+  ep->nconn = p->n;
+  return ep;
+ fail:
+  v2k_endpoint_close (ep);
+  return NULL;
+}
+
+void
+v2k_endpoint_close (struct v2k_endpoint *ep)
+{
+  if (!ep)
+    return;
+  if (ep->ops && ep->ops->close)
+    ep->ops->close (ep);
+  free (ep->name);
+  free (ep);
+}

@@ -1,0 +1,38 @@
+/* Targets: a qcow2 or raw file (created sparse by this run, served by
+ * qemu-nbd), a raw block device (after safety checks), or a Ceph RBD image
+ * (native librbd). */
+#ifndef V2K_TARGET_H
+#define V2K_TARGET_H
+
+#include <stdbool.h>
+#include "endpoint.h"
+#include "server.h"
+#include "../state/manifest.h"
+
+struct v2k_target_args {
+  const struct v2k_manifest *m;
+  struct v2k_disk *disk;
+  const char *rundir;
+  int connections;
+  bool force_block_device;   /* skip only the signature check */
+  const char *ceph_conf, *ceph_id;
+  int ceph_timeout;
+};
+
+/* Makes sure the target exists and may be written: creates a file target
+ * (recording target_created) when missing; with RECREATE (sync base --full)
+ * replaces a target this run created. A target this run did not create is
+ * never replaced. Sets *FRESH when the target now reads all zeros. */
+int v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
+                        struct v2k_error *err);
+
+struct v2k_endpoint *v2k_target_open (const struct v2k_target_args *a, struct v2k_server *srv,
+                                      struct v2k_error *err);
+
+/* The block device checks: a whole disk, not mounted, no holders or
+ * partitions, no filesystem/RAID/LVM signature (unless FORCE), not in use,
+ * at least CAPACITY bytes. Each refusal names its reason. */
+int v2k_block_device_check (const char *dev, int64_t capacity, bool force,
+                            struct v2k_error *err);
+
+#endif
