@@ -35,12 +35,15 @@ sync_help (FILE *out)
            "  --max-inflight N     bytes in flight per disk (default 64M)\n"
            "  --coalesce-gap N     join areas less than N apart (default 64K)\n"
            "  --connections N      NBD connections per server (default 4)\n"
+           "  --checkpoint-interval SEC  base: flush and record a resume point this often\n"
+           "                       (default 2)\n"
            "  --force-block-device skip the signature check of block targets\n"
            "  -h, --help\n"
            "\n" V2K_CONN_HELP);
 }
 
-enum { OPT_FULL = OPT_CONN_LAST, OPT_JOBS, OPT_REQ, OPT_INFLIGHT, OPT_GAP, OPT_CONNS, OPT_FORCE_BLOCK };
+enum { OPT_FULL = OPT_CONN_LAST, OPT_JOBS, OPT_REQ, OPT_INFLIGHT, OPT_GAP, OPT_CONNS, OPT_FORCE_BLOCK,
+       OPT_CHECKPOINT };
 
 int
 cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
@@ -54,12 +57,14 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     { "coalesce-gap", required_argument, NULL, OPT_GAP },
     { "connections", required_argument, NULL, OPT_CONNS },
     { "force-block-device", no_argument, NULL, OPT_FORCE_BLOCK },
+    { "checkpoint-interval", required_argument, NULL, OPT_CHECKPOINT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   struct v2k_conn_args conn = { 0 };
   bool full = false, force_block = false;
   int64_t jobs = 0, req = 0, inflight = 64 << 20, gap = 64 << 10, conns = 4;
+  double checkpoint = 2.0;
   int c;
   optind = 0;
   opterr = 0;
@@ -78,6 +83,16 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     case OPT_INFLIGHT: r = v2k_parse_size ("--max-inflight", optarg, 65536, 1LL << 32, &inflight, err); break;
     case OPT_GAP: r = v2k_parse_size ("--coalesce-gap", optarg, 0, 1LL << 30, &gap, err); break;
     case OPT_CONNS: r = v2k_parse_size ("--connections", optarg, 1, 16, &conns, err); break;
+    case OPT_CHECKPOINT: {
+      char *end;
+      checkpoint = strtod (optarg, &end);
+      if (*end || !(checkpoint >= 0.01 && checkpoint <= 3600)) {
+        v2k_error_set (err, V2K_EXIT_USAGE, "--checkpoint-interval: '%s' is not a number of seconds "
+                       "from 0.01 to 3600", optarg);
+        return err->code;
+      }
+      break;
+    }
     case 'h': sync_help (stdout); return 0;
     default: return v2k_usage_error (err, "sync", "%s", argv[optind - 1]);
     }
@@ -109,7 +124,7 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
       .username = conn.username, .password = conn.password, .kind = kind, .full = full,
       .jobs = jobs > 0 ? (int) jobs : (int) (ndisks < 4 ? ndisks : 4),
       .connections = (int) conns, .request_size = (size_t) req, .max_inflight = (size_t) inflight,
-      .coalesce_gap = gap, .force_block_device = force_block,
+      .coalesce_gap = gap, .force_block_device = force_block, .checkpoint_seconds = checkpoint,
       .progress_bar = !g->quiet && !g->json && isatty (2),
       .task_timeout = conn.task_timeout > 0 ? (int) conn.task_timeout : 3600,
     };

@@ -36,6 +36,17 @@ v2k_source_local_path (const struct v2k_manifest *m, const char *file_name,
   return out;
 }
 
+/* The length of the host part of "host", "host:port" or "[v6]:port". */
+static size_t
+host_length (const char *hostport)
+{
+  if (hostport[0] == '[') {
+    const char *close = strchr (hostport, ']');
+    return close ? (size_t) (close - hostport + 1) : strlen (hostport);
+  }
+  return strcspn (hostport, ":");
+}
+
 static struct v2k_endpoint *
 open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server *srv,
            struct v2k_error *err)
@@ -63,11 +74,23 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
   int cf = config ? open (config, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
   if (cf >= 0)
     close (cf);   /* empty on purpose: no host-wide VDDK configuration leaks in */
-  const char *plugin = getenv ("V2K_NBDKIT_VDDK_PLUGIN");
-  if (!plugin || !*plugin)
-    plugin = "vddk";
+  /* V2K_NBDKIT_VDDK_PLUGIN: a plugin name or .so path, optionally followed
+   * by a script for a scripting plugin ("sh /path/script"). */
+  const char *override = getenv ("V2K_NBDKIT_VDDK_PLUGIN");
+  CLEANUP_FREE char *plugin_buf = strdup (override && *override ? override : "vddk");
+  if (!plugin_buf) {
+    close (pfd[0]);
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return NULL;
+  }
+  char *plugin = plugin_buf, *script = strchr (plugin_buf, ' ');
+  if (script) {
+    *script++ = '\0';
+    while (*script == ' ')
+      script++;
+  }
   if (asprintf (&libdir, "libdir=%s", m->transport.vddk_libdir ? m->transport.vddk_libdir : "") < 0 ||
-      asprintf (&server, "server=%s", a->vcenter_host) < 0 ||
+      asprintf (&server, "server=%.*s", (int) host_length (a->vcenter_host), a->vcenter_host) < 0 ||
       asprintf (&user, "user=%s", a->username ? a->username : "") < 0 ||
       asprintf (&password, "password=-%d", pfd[0]) < 0 ||
       asprintf (&thumb, "thumbprint=%s", m->transport.vddk_thumbprint ? m->transport.vddk_thumbprint : "") < 0 ||
@@ -79,14 +102,29 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
     v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
     return NULL;
   }
-  CLEANUP_FREE char *cfgarg = NULL;
+  CLEANUP_FREE char *cfgarg = NULL, *port = NULL;
+  const char *colon = a->vcenter_host + host_length (a->vcenter_host);
+  if (*colon == ':' && strcmp (colon + 1, "443") != 0 && asprintf (&port, "port=%s", colon + 1) < 0)
+    port = NULL;
   if (asprintf (&cfgarg, "config=%s", config ? config : "/dev/null") < 0)
     cfgarg = NULL;
   /* retry: transient NFC errors; blocksize maxdata=2M: larger VDDK requests
    * fail with NFC allocation errors. Filters wrap the plugin in this order. */
-  const char *args[] = { "--readonly", "--filter=retry", "--filter=blocksize", plugin,
-                         libdir, server, user, password, thumb, vm, snap, file, transports,
-                         cfgarg, "maxdata=2M", "retries=5", NULL };
+  const char *args[20];
+  size_t n = 0;
+  args[n++] = "--readonly";
+  args[n++] = "--filter=retry";
+  args[n++] = "--filter=blocksize";
+  args[n++] = plugin;
+  if (script && *script)
+    args[n++] = script;
+  const char *params[] = { libdir, server, user, password, thumb, vm, snap, file, transports,
+                           cfgarg, "maxdata=2M", "retries=5" };
+  for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+    args[n++] = params[i];
+  if (port)
+    args[n++] = port;
+  args[n] = NULL;
   int keep[] = { pfd[0] };
   int r = v2k_server_nbdkit (a->rundir, name, args, keep, 1, NULL, srv, err);
   close (pfd[0]);

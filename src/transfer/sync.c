@@ -255,7 +255,7 @@ copy_disk (struct job *j, struct v2k_error *err)
   struct v2k_copy_opts o = {
     .request_size = c->request_size, .max_inflight = c->max_inflight,
     .target_is_zero = c->kind == SNAP_BASE && fresh_or_resumed, .retries = 3,
-    .checkpoint_seconds = c->kind == SNAP_BASE ? 2.0 : 0,
+    .checkpoint_seconds = c->kind == SNAP_BASE ? c->checkpoint_seconds : 0,
     .checkpoint = on_checkpoint, .progress = on_progress, .opaque = j,
     .stop = &v2k_stop_requested,
   };
