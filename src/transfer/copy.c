@@ -54,7 +54,8 @@ now (void)
 }
 
 /* A request in flight: its buffer and what it is waiting for. */
-enum slot_state { SLOT_FREE, SLOT_READING, SLOT_WRITING, SLOT_READ_DONE, SLOT_WRITE_DONE };
+enum slot_state { SLOT_FREE, SLOT_READING, SLOT_WRITING, SLOT_READ_DONE, SLOT_WRITE_DONE,
+                  SLOT_BACKOFF };
 
 struct slot {
   struct v2k_io io;
@@ -66,6 +67,7 @@ struct slot {
   bool zero;
   char *buf;
   size_t conn;
+  double retry_at;            /* SLOT_BACKOFF: when to read again */
 };
 
 struct engine {
@@ -190,6 +192,14 @@ frontier (const struct engine *e)
   return f;
 }
 
+/* Errors that waiting will not cure. */
+static bool
+permanent (int errnum)
+{
+  return errnum == ENOSPC || errnum == EDQUOT || errnum == EROFS || errnum == EPERM ||
+    errnum == EACCES || errnum == EFBIG || errnum == EINVAL;
+}
+
 static int
 handle_ready (struct engine *e, struct v2k_error *err)
 {
@@ -199,10 +209,12 @@ handle_ready (struct engine *e, struct v2k_error *err)
       const char *who = s->state == SLOT_READ_DONE ? e->src->name : e->dst->name;
       const char *what = s->state == SLOT_READ_DONE ? "reading" : "writing";
       const char *why = s->state == SLOT_READ_DONE ? e->src->last_error : e->dst->last_error;
-      if (s->tries <= e->o->retries) {
+      if (s->tries <= e->o->retries && !permanent (s->errnum)) {
+        /* Transient failures (a network blip, a busy host) get time to pass:
+         * 0.1 s, then 0.2, 0.4, … before the request is read again. */
         e->st->retried++;
-        if (start_read (e, s, err) == -1)
-          return -1;
+        s->state = SLOT_BACKOFF;
+        s->retry_at = now () + 0.1 * (double) (1 << (s->tries - 1 < 6 ? s->tries - 1 : 6));
         continue;
       }
       v2k_error_set (err, s->state == SLOT_READ_DONE ? V2K_EXIT_TRANSFER : V2K_EXIT_TARGET,
@@ -237,14 +249,21 @@ handle_ready (struct engine *e, struct v2k_error *err)
 static int
 fill_slots (struct engine *e, struct v2k_error *err)
 {
+  double t = now ();
+  bool exhausted = (e->o->stop && *e->o->stop);
   for (size_t i = 0; i < e->nslots; i++) {
     struct slot *s = &e->slots[i];
-    if (s->state != SLOT_FREE)
+    if (s->state == SLOT_BACKOFF && t >= s->retry_at) {
+      if (start_read (e, s, err) == -1)
+        return -1;
       continue;
-    if (e->o->stop && *e->o->stop)
-      return 0;
-    if (!next_request (e, &s->off, &s->len))
-      return 0;
+    }
+    if (s->state != SLOT_FREE || exhausted)
+      continue;
+    if (!next_request (e, &s->off, &s->len)) {
+      exhausted = true;
+      continue;
+    }
     s->tries = 0;
     s->conn = e->next_conn++;
     e->st->requests++;
@@ -261,7 +280,14 @@ poll_once (struct engine *e, struct v2k_error *err)
   struct pollfd fds[64];
   size_t ns = e->src->ops->pollfds (e->src, fds, 32);
   size_t nd = e->dst->ops->pollfds (e->dst, fds + ns, 32);
-  int r = poll (fds, ns + nd, 1000);
+  int timeout = 1000;
+  for (size_t i = 0; i < e->nslots; i++)
+    if (e->slots[i].state == SLOT_BACKOFF) {
+      int ms = (int) ((e->slots[i].retry_at - now ()) * 1000) + 1;
+      if (ms < timeout)
+        timeout = ms < 0 ? 0 : ms;
+    }
+  int r = poll (fds, ns + nd, timeout);
   if (r < 0) {
     if (errno == EINTR)
       return 0;
@@ -296,20 +322,24 @@ start_flush (struct engine *e, struct v2k_error *err)
   return 0;
 }
 
-/* Waits for whatever is in flight, for a clean stop after an error. */
+static bool
+in_flight (const struct engine *e)
+{
+  for (size_t i = 0; i < e->nslots; i++)
+    if (e->slots[i].state == SLOT_READING || e->slots[i].state == SLOT_WRITING)
+      return true;
+  return e->flush_pending;
+}
+
+/* Waits (at most 30 s) for what is still in flight, so that no completion
+ * arrives after the buffers are freed. */
 static void
 drain (struct engine *e)
 {
   struct v2k_error ignored = { 0 };
-  for (int rounds = 0; (e->active > 0 || e->flush_pending) && rounds < 600; rounds++) {
-    if (poll_once (e, &ignored) == -1)
-      break;
-    for (size_t i = 0; i < e->nready; i++) {
-      e->ready[i]->state = SLOT_FREE;
-      e->active--;
-    }
+  double deadline = now () + 30;
+  while (in_flight (e) && now () < deadline && poll_once (e, &ignored) == 0)
     e->nready = 0;
-  }
 }
 
 int

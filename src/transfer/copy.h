@@ -19,7 +19,7 @@ struct v2k_copy_opts {
   int64_t coalesce_gap;       /* join extents closer than this (default 64 KiB) */
   bool target_is_zero;        /* the target reads zeros where not yet written:
                                  zero buffers need no operation at all */
-  int retries;                /* per request (default 3) */
+  int retries;                /* per request, with growing pauses (0.1 s, 0.2 s, …) */
   double checkpoint_seconds;  /* flush and report a checkpoint this often (0: never) */
   /* Every extent below OFFSET is written and flushed. */
   void (*checkpoint) (void *opaque, int64_t offset, int64_t bytes_done);

@@ -25,8 +25,7 @@ completed (void *user_data, int *error)
   if (*error)
     snprintf (p->ep->last_error, sizeof p->ep->last_error, "%s", strerror (*error));
   p->io->done (p->io, *error);
-  free (p);
-  return 1;  /* retire the command */
+  return 1;  /* retire the command; libnbd then frees P */
 }
 
 static nbd_completion_callback
@@ -37,7 +36,9 @@ callback (struct v2k_endpoint *ep, struct v2k_io *io)
     p->io = io;
     p->ep = ep;
   }
-  return (nbd_completion_callback) { .callback = completed, .user_data = p };
+  /* .free runs when libnbd drops the command, also one still in flight
+   * when the handle is closed after an error. */
+  return (nbd_completion_callback) { .callback = completed, .user_data = p, .free = free };
 }
 
 static int
@@ -48,8 +49,8 @@ started (struct v2k_endpoint *ep, int64_t cookie, nbd_completion_callback cb)
     return -1;
   }
   if (cookie == -1) {
+    /* libnbd has already called .free on the callback. */
     snprintf (ep->last_error, sizeof ep->last_error, "%s", nbd_get_error ());
-    free (cb.user_data);
     return -1;
   }
   return 0;

@@ -184,4 +184,177 @@ v2k --workdir "$WV" snapshot incr >/dev/null
 V2K_NBDKIT_VDDK_PLUGIN="sh $tmp/v/standin.sh" v2k --workdir "$WV" sync incr
 check "vddk: sync incr" same "$WV"
 
+# ---------------------------------------------------------------- kill -9 at seeded points
+start k --vm k1 --disk scsi:64M --disk sata:32M --power on
+WK=$(file_init k1)
+v2k --workdir "$WK" cbt enable >/dev/null
+scatter() {  # scatter VM KEY SEED COUNT: COUNT scattered 4 KiB writes
+  perl -e 'my ($f, $seed, $n) = @ARGV; srand($seed); open(my $h, "+<", $f) or die;
+           my $size = -s $f; for (1..$n) { my $o = int(rand($size / 4096)) * 4096;
+           seek($h, $o, 0); print $h chr(1 + int(rand(250))) x 4096; } close $h' "$(sim_disk_flat "$1" "$2")" "$3" "$4"
+}
+scatter k1 2000 1 600
+scatter k1 2001 2 300
+v2k --workdir "$WK" snapshot base >/dev/null
+RANDOM=20261126
+kills=0
+slow=(--checkpoint-interval 0.01 --request-size 64K --max-inflight 256K --jobs 2)
+# crash_until_done KIND POINTS...: kill the sync at each point in turn (a
+# point that is not reached lets it finish), then re-run until it is done.
+crash_until_done() {
+  local kind=$1 p rc
+  shift
+  for p in "$@"; do
+    V2K_CRASHPOINT=$p v2k --workdir "$WK" sync "$kind" "${slow[@]}" >/dev/null 2>&1
+    rc=$?
+    [ $rc -eq 137 ] && kills=$((kills + 1))
+    [ $rc -eq 0 ] && break
+  done
+  v2k --workdir "$WK" sync "$kind" >/dev/null 2>&1
+}
+crash_until_done base "sync:checkpoint@$((RANDOM % 3 + 1))" "atomic-write:rename@$((RANDOM % 4 + 2))" \
+  "sync:checkpoint@$((RANDOM % 3 + 2))" "atomic-write:tmp@$((RANDOM % 4 + 2))" "sync:before-commit@1" \
+  "sync:checkpoint@1" "atomic-write:fsync@$((RANDOM % 5 + 2))" "sync:before-commit@2"
+check "kill -9 during base, then re-run: identical" same "$WK"
+check "kill -9 during base, then re-run: changeIds right" committed "$WK"
+check "kill -9 during base: a checkpoint was resumed" jq_true -s 'map(select(.event == "sync.disk.start" and .detail.resume_from == true)) | length >= 1' "$WK/events.log"
+# Timed kills in the middle of copying.
+scatter k1 2000 3 400
+v2k --workdir "$WK" snapshot incr >/dev/null
+for i in 1 2 3; do
+  v2k --workdir "$WK" sync incr "${slow[@]}" >/dev/null 2>&1 &
+  pid=$!
+  sleep "0.0$((RANDOM % 9 + 1))"
+  kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
+  wait "$pid" 2>/dev/null
+done
+v2k --workdir "$WK" sync incr >/dev/null 2>&1
+check "timed kills during incr, then re-run: identical" same "$WK"
+check "timed kills during incr: changeIds right" committed "$WK"
+for round in 1 2 3; do
+  scatter k1 $((2000 + round % 2)) $((10 + round)) 100
+  V2K_CRASHPOINT=snapshot:created v2k --workdir "$WK" snapshot incr >/dev/null 2>&1 && kills=$((kills + 1))
+  [ $? -ne 0 ] && kills=$((kills + 1))
+  v2k --workdir "$WK" snapshot incr >/dev/null 2>&1
+  crash_until_done incr "sync:before-commit@$((RANDOM % 2 + 1))" "atomic-write:rename@$((RANDOM % 3 + 1))" \
+    "atomic-write:tmp@$((RANDOM % 3 + 1))"
+  check "kills during incr round $round, then re-run: identical" same "$WK"
+  check "kills during incr round $round: changeIds right" committed "$WK"
+done
+sim_soap "<PowerOffVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$(sim_info '.vms[0].moref')</_this></PowerOffVM_Task>" >/dev/null
+scatter k1 2001 99 50
+v2k --workdir "$WK" snapshot final >/dev/null
+crash_until_done final "sync:before-commit@1" "atomic-write:rename@2" "sync:before-commit@2"
+check "kills during final, then re-run: identical to the VM's disks" bash -c \
+  "qemu-img compare -q -f raw -F qcow2 '$(sim_disk_flat k1 2000)' '$tmp/k/dst/k1-disk0.qcow2' && qemu-img compare -q -f raw -F qcow2 '$(sim_disk_flat k1 2001)' '$tmp/k/dst/k1-disk1.qcow2'"
+check "kills during final: changeIds right" committed "$WK"
+check "at least 20 kills at seeded points" test "$kills" -ge 20
+check "no helper process left after the kills" no_helpers_left "$WK"
+check "one migration snapshot left after the kills" test "$(sim_snapshot_names k1 | wc -l)" -eq 1
+
+# ---------------------------------------------------------------- source errors (nbdkit error filter)
+start e --vm e1 --disk scsi:16M --power on
+WE=$(init_vm e1 --transport nbd --source-nbd "nbd+unix:///?socket=$tmp/e/src-{key}.sock")
+v2k --workdir "$WE" cbt enable >/dev/null
+sim_fill e1 2000 0 4000000 31
+v2k --workdir "$WE" snapshot base >/dev/null
+serve_source() {  # serve_source RATE: nbdkit with the error filter on the snapshot's data
+  pkill -f "$tmp/e/src-2000.sock" 2>/dev/null; sleep 0.1
+  rm -f "$tmp/e/src-2000.sock"
+  nbdkit -r --unix "$tmp/e/src-2000.sock" --filter=error file "$(snap_flat "$WE" 2000)" \
+    error-pread=EIO error-pread-rate="$1" >"$tmp/e/nbdkit.log" 2>&1 &
+  for _ in $(seq 50); do [ -S "$tmp/e/src-2000.sock" ] && break; sleep 0.1; done
+}
+serve_source 100%
+v2k --workdir "$WE" sync base --request-size 256K >"$tmp/o" 2>&1
+rc=$?
+check "persistent source errors fail the disk: exit 8" test $rc -eq 8
+check "persistent source errors name the offset and the error" grep -q "reading .* at offset [0-9]* failed after 5 tries: Input/output error" "$tmp/o"
+check "persistent source errors commit no changeId" jq_true '.disks[0].cbt.change_id == null and .disks[0].base.state == "failed" and .disks[0].last_error.code == "transfer"' "$WE/manifest.json"
+serve_source 15%
+v2k --workdir "$WE" sync base --request-size 256K >"$tmp/o" 2>&1
+check "transient source errors are retried" test $? -eq 0
+check "transient source errors: identical" same "$WE"
+check "the retries are counted in the event" test "$(done_event "$WE" scsi0:0 retried)" -gt 0
+pkill -f "$tmp/e/src-2000.sock"
+
+# ---------------------------------------------------------------- the target filesystem fills up
+start f --vm f1 --disk scsi:64M --power on
+mkdir -p "$tmp/f/full"
+if mount -t tmpfs -o size=3M tmpfs "$tmp/f/full" 2>/dev/null; then
+  mounts+=("$tmp/f/full")
+  WF=$(init_vm f1 --transport file --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" --dst "$tmp/f/full")
+  v2k --workdir "$WF" cbt enable >/dev/null
+  sim_fill f1 2000 0 8000000 41
+  v2k --workdir "$WF" snapshot base >/dev/null
+  v2k --workdir "$WF" sync base >"$tmp/o" 2>&1
+  rc=$?
+  check "target full: exit 9" test $rc -eq 9
+  check "target full: a clear error" grep -q "No space left on device" "$tmp/o"
+  check "target full: nothing committed" jq_true '.disks[0].cbt.change_id == null and .disks[0].base.state == "failed"' "$WF/manifest.json"
+  check "target full: the error is one line" test "$(wc -l <"$tmp/o")" -eq 1
+else
+  skip "target full" "cannot mount a tmpfs here"
+fi
+
+# ---------------------------------------------------------------- block device targets
+start b --vm b1 --disk scsi:16M --disk sata:8M --power on
+if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/dev/null) &&
+   truncate -s 4M "$tmp/b/l1.img" && L1=$(losetup -f --show "$tmp/b/l1.img" 2>/dev/null); then
+  loops+=("$L0" "$L1")
+  blk_init() { init_vm b1 --transport file --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" \
+                 --target-storage block --target-format raw "$@"; }
+  WB=$(blk_init --target-map "scsi0:0=$L0" --target-map "sata0:0=$L1")
+  v2k --workdir "$WB" cbt enable >/dev/null
+  sim_fill b1 2000 1000000 100000 51
+  v2k --workdir "$WB" snapshot base >/dev/null
+  v2k --workdir "$WB" sync base >"$tmp/o" 2>&1
+  check "block: a device smaller than the disk is refused" grep -q "block target $L1 has 4194304 bytes; the disk needs 8388608" "$tmp/o"
+  losetup -d "$L1"; truncate -s 8M "$tmp/b/l1.img"; L1=$(losetup -f --show "$tmp/b/l1.img"); loops+=("$L1")
+  WB=$(blk_init --target-map "scsi0:0=$L0" --target-map "sata0:0=$L1")
+  v2k --workdir "$WB" cbt enable >/dev/null
+  v2k --workdir "$WB" snapshot base >/dev/null
+  if command -v mkswap >/dev/null; then
+    mkswap "$L1" >/dev/null 2>&1
+    v2k --workdir "$WB" sync base >"$tmp/o" 2>&1
+    check "block: a device with a signature is refused" grep -q "block target $L1 carries a signature (TYPE=swap)" "$tmp/o"
+    v2k --workdir "$WB" sync base --force-block-device >"$tmp/o" 2>&1
+    check "block: --force-block-device skips the signature check" test $? -eq 0
+  else
+    skip "block: signature" "mkswap is not installed"
+    v2k --workdir "$WB" sync base >/dev/null 2>&1
+  fi
+  dd if=/dev/urandom of="$L0" bs=1M count=16 status=none   # old data must not survive
+  v2k --workdir "$WB" sync base --full --force-block-device >/dev/null 2>&1
+  check "block: base overwrites the whole device" same "$WB"
+  sim_fill b1 2001 2000000 50000 52
+  v2k --workdir "$WB" snapshot incr >/dev/null
+  v2k --workdir "$WB" sync incr >/dev/null 2>&1
+  check "block: incr" same "$WB"
+  WB2=$(blk_init --target-map "scsi0:0=$tmp/b/l0.img" --target-map "sata0:0=$L1" 2>&1)
+  check "block: a map to a regular file is refused at init" grep -q "needs a device path under /dev/" <<<"$WB2"
+  WB3=$(blk_init --target-map "scsi0:0=/dev/null" --target-map "sata0:0=$L1")
+  v2k --workdir "$WB3" cbt enable >/dev/null; v2k --workdir "$WB3" snapshot base >/dev/null 2>&1
+  v2k --workdir "$WB3" sync base >"$tmp/o" 2>&1
+  check "block: a character device is refused" grep -q "is not a block device" "$tmp/o"
+  if command -v sfdisk >/dev/null && truncate -s 16M "$tmp/b/l2.img" && L2=$(losetup -P -f --show "$tmp/b/l2.img"); then
+    loops+=("$L2")
+    echo 'label: dos
+,8M' | sfdisk -q "$L2" >/dev/null 2>&1; losetup -d "$L2"; L2=$(losetup -P -f --show "$tmp/b/l2.img"); loops+=("$L2")
+    if [ -e "${L2}p1" ]; then
+      v2k_try() { WB4=$(blk_init --target-map "scsi0:0=$1" --target-map "sata0:0=$L1"); v2k --workdir "$WB4" cbt enable >/dev/null; v2k --workdir "$WB4" snapshot base >/dev/null 2>&1; v2k --workdir "$WB4" sync base --force-block-device >"$tmp/o" 2>&1; }
+      v2k_try "$L2"
+      check "block: a disk with partitions is refused" grep -q "has partitions" "$tmp/o"
+      v2k_try "${L2}p1"
+      check "block: a partition is refused" grep -q "is a partition; give a whole disk" "$tmp/o"
+    else
+      skip "block: partitions" "the kernel here creates no partition devices for loop devices"
+    fi
+  else
+    skip "block: partitions" "sfdisk or partitioned loop devices are not available"
+  fi
+else
+  skip "block device targets" "loop devices are not available here"
+fi
+
 tap_done
