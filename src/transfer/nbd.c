@@ -222,8 +222,10 @@ static const struct v2k_endpoint_ops nbd_ops = {
   .close = nbd_close_ep,
 };
 
+/* Connects within TIMEOUT_MS: a server that takes fewer clients than we
+ * ask for (qemu-nbd's --shared) leaves extra connections hanging. */
 static struct nbd_handle *
-connect_one (const char *uri, const char *name, struct v2k_error *err)
+connect_one (const char *uri, const char *name, int timeout_ms, struct v2k_error *err)
 {
   struct nbd_handle *h = nbd_create ();
   if (!h) {
@@ -231,12 +233,27 @@ connect_one (const char *uri, const char *name, struct v2k_error *err)
     return NULL;
   }
   nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION);
-  if (nbd_connect_uri (h, uri) == -1) {
-    v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: %s", name, uri, nbd_get_error ());
-    nbd_close (h);
-    return NULL;
+  if (nbd_aio_connect_uri (h, uri) == -1)
+    goto fail;
+  for (int waited = 0; nbd_aio_is_connecting (h) == 1; ) {
+    if (waited >= timeout_ms) {
+      v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: no answer within %d s", name,
+                     uri, timeout_ms / 1000);
+      nbd_close (h);
+      return NULL;
+    }
+    if (nbd_poll (h, 100) == -1)
+      goto fail;
+    waited += 100;
   }
+  if (nbd_aio_is_ready (h) != 1)
+    goto fail;
   return h;
+ fail:
+  v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: %s", name, uri,
+                 nbd_get_error () ? nbd_get_error () : "the server closed the connection");
+  nbd_close (h);
+  return NULL;
 }
 
 struct v2k_endpoint *
@@ -256,7 +273,7 @@ v2k_nbd_open (const char *uri, const char *name, bool writable, size_t connectio
   if (connections < 1)
     connections = 1;
   p->h = calloc (connections, sizeof *p->h);
-  if (!p->h || !(p->h[0] = connect_one (uri, name, err)))
+  if (!p->h || !(p->h[0] = connect_one (uri, name, 30000, err)))
     goto fail;
   p->n = 1;
   struct nbd_handle *h = p->h[0];
@@ -276,8 +293,10 @@ v2k_nbd_open (const char *uri, const char *name, bool writable, size_t connectio
   if (writable && nbd_can_multi_conn (h) != 1)
     connections = 1;
   for (size_t i = 1; i < connections; i++) {
-    if (!(p->h[i] = connect_one (uri, name, err)))
-      goto fail;
+    struct v2k_error extra = { 0 };
+    /* Extra connections are a bonus: use what the server accepts. */
+    if (!(p->h[i] = connect_one (uri, name, 2000, &extra)))
+      break;
     p->n++;
   }
   ep->nconn = p->n;

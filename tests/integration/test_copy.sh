@@ -1,0 +1,71 @@
+#!/bin/bash
+# copy: the engine without vCenter, between image files and NBD URIs.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/tap.sh"
+BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
+tmp=$(mktemp -d /tmp/v2k-copy-XXXXXX)
+trap 'pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+truncate -s 32M src.raw
+perl -e 'open(my $f, "+<", "src.raw") or die; srand(7); for my $i (0..199) {
+  my $o = int(rand(32 * 1024 * 1024 / 65536)) * 65536; seek($f, $o, 0); print $f chr(65 + $i % 26) x 65536 }
+  seek($f, 30 * 1048576, 0); print $f "\0" x 1048576; close $f'
+qemu-img create -q -f qcow2 dst.qcow2 32M
+"$BIN" copy --json src.raw dst.qcow2 >out.json
+check "copy file to file: exit 0" test $? -eq 0
+check "copy file to file: identical" qemu-img compare -q -f raw -F qcow2 src.raw dst.qcow2
+check "copy reports its statistics" jq_true '.ok and .bytes_total > 0 and .bytes_copied > 0 and .requests > 0' out.json
+check "allocated zeros are not sent as data" jq_true '.bytes_copied < .bytes_total' out.json
+
+# Only the listed areas.
+qemu-img create -q -f qcow2 part.qcow2 32M
+printf '[{"start":0,"length":65536},{"start":1048576,"length":131072}]' >areas.json
+"$BIN" copy --json --areas areas.json src.raw part.qcow2 >out.json
+qemu-img convert -f qcow2 -O raw part.qcow2 part.raw
+check "copy --areas copies the areas" bash -c "cmp -n 65536 src.raw part.raw && cmp -n 131072 -i 1048576 src.raw part.raw"
+check "copy --areas leaves the rest alone" bash -c "cmp -s -n 917504 -i 65536:65536 part.raw /dev/zero"
+check "copy --areas copies nothing else" jq_true '.bytes_total == 196608' out.json
+qemu-img create -q -f qcow2 part2.qcow2 32M
+"$BIN" copy --json --areas - src.raw part2.qcow2 <areas.json >out.json
+check "copy --areas - reads stdin" jq_true '.bytes_total == 196608' out.json
+
+# NBD URIs on both sides.
+qemu-nbd -f raw -k "$tmp/s.sock" -t -r src.raw & 
+qemu-img create -q -f qcow2 dst2.qcow2 32M
+qemu-nbd -f qcow2 -k "$tmp/d.sock" -t --shared=8 dst2.qcow2 &
+for _ in $(seq 50); do [ -S "$tmp/s.sock" ] && [ -S "$tmp/d.sock" ] && break; sleep 0.1; done
+"$BIN" copy "nbd+unix:///?socket=$tmp/s.sock" "nbd+unix:///?socket=$tmp/d.sock" 2>/dev/null
+check "copy between NBD URIs" test $? -eq 0
+pkill -f "$tmp/d.sock"; sleep 0.2
+check "copy between NBD URIs: identical" qemu-img compare -q -f raw -F qcow2 src.raw dst2.qcow2
+pkill -f "$tmp/s.sock"
+
+# Bad input: one line, exit 2, nothing written.
+bad() {  # bad NAME AREAS-JSON EXPECTED-TEXT
+  printf '%s' "$2" >bad.json
+  cp dst.qcow2 before.qcow2
+  "$BIN" copy --areas bad.json src.raw dst.qcow2 >o 2>&1
+  local rc=$?
+  check "bad areas ($1): exit 2" test $rc -eq 2
+  check "bad areas ($1): says why" grep -q "$3" o
+  check "bad areas ($1): one line" test "$(wc -l <o)" -eq 1
+}
+bad "not JSON" '[{"start":0,' "not valid JSON"
+bad "not an array" '{"start":0,"length":1}' "want a JSON array"
+bad "overlap" '[{"start":0,"length":65536},{"start":4096,"length":4096}]' "overlaps or precedes"
+bad "unsorted" '[{"start":65536,"length":4096},{"start":0,"length":4096}]' "overlaps or precedes"
+bad "past the end" '[{"start":33550000,"length":65536}]' "past the end of the disk"
+bad "negative" '[{"start":-1,"length":4096}]' "not a valid range"
+bad "zero length" '[{"start":0,"length":0}]' "not a valid range"
+bad "extra key" '[{"start":0,"length":4096,"x":1}]' "want exactly integer start and length"
+bad "string" '[{"start":"0","length":4096}]' "want exactly integer start and length"
+check "bad areas leave the target untouched" qemu-img compare -q dst.qcow2 before.qcow2
+expect_exit "bad --request-size" 2 "$BIN" copy --request-size 1 src.raw dst.qcow2
+expect_exit "bad --max-inflight" 2 "$BIN" copy --max-inflight lots src.raw dst.qcow2
+expect_exit "missing DST" 2 "$BIN" copy src.raw
+expect_exit "missing source file" 2 "$BIN" copy nosuch.raw dst.qcow2
+qemu-img create -q -f qcow2 small.qcow2 1M
+expect_exit "target smaller than the source" 9 "$BIN" copy src.raw small.qcow2
+tap_done
