@@ -8,6 +8,7 @@ PACKAGES="
   libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev libnbd-dev librbd-dev libvirt-dev
   libcmocka-dev
   nbdkit libnbd-bin qemu-utils
+  ceph-mon ceph-osd ceph-common librados-dev fdisk
   jq openssl curl procps util-linux coreutils
 "
 missing=""

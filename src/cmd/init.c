@@ -43,7 +43,10 @@ init_help (FILE *out)
            "  --vddk-thumbprint TP    ESXi thumbprint for VDDK (default: the host's, from vSphere)\n"
            "  --vddk-transports LIST  VDDK transport modes (default nbdssl:nbd)\n"
            "  --datastore-map NAME=DIR  a datastore reachable at DIR, for --transport file. Repeatable\n"
-           "  --source-nbd URI        for --transport nbd (experts and tests)\n"
+           "  --source-nbd URI        for --transport nbd (experts and tests); {key} in it\n"
+           "                          becomes each disk's device key\n"
+           "  --ceph-conf FILE        rbd storage: the Ceph configuration (default /etc/ceph/ceph.conf)\n"
+           "  --ceph-id ID            rbd storage: the client id (default admin)\n"
            "  --json                  print {\"ok\":true,\"workdir\":…}\n"
            "  -h, --help\n"
            "\n" V2K_CONN_HELP);
@@ -52,6 +55,7 @@ init_help (FILE *out)
 enum {
   OPT_VM = OPT_CONN_LAST, OPT_DST, OPT_ROOT, OPT_FORMAT, OPT_STORAGE, OPT_TMAP, OPT_TRANSPORT,
   OPT_VDDK_LIBDIR, OPT_VDDK_TP, OPT_VDDK_TRANSPORTS, OPT_DSMAP, OPT_SOURCE_NBD, OPT_JSON,
+  OPT_CEPH_CONF, OPT_CEPH_ID,
 };
 
 static int
@@ -139,6 +143,8 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     { "datastore-map", required_argument, NULL, OPT_DSMAP },
     { "source-nbd", required_argument, NULL, OPT_SOURCE_NBD },
     { "json", no_argument, NULL, OPT_JSON },
+    { "ceph-conf", required_argument, NULL, OPT_CEPH_CONF },
+    { "ceph-id", required_argument, NULL, OPT_CEPH_ID },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -188,6 +194,8 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     case OPT_VDDK_TP: plan.vddk_thumbprint = optarg; break;
     case OPT_VDDK_TRANSPORTS: plan.vddk_transports = optarg; break;
     case OPT_SOURCE_NBD: plan.source_nbd = optarg; break;
+    case OPT_CEPH_CONF: plan.ceph_conf = optarg; break;
+    case OPT_CEPH_ID: plan.ceph_id = optarg; break;
     case OPT_JSON: g->json = true; break;
     case 'h':
       init_help (stdout);

@@ -38,12 +38,16 @@ sync_help (FILE *out)
            "  --checkpoint-interval SEC  base: flush and record a resume point this often\n"
            "                       (default 2)\n"
            "  --force-block-device skip the signature check of block targets\n"
+           "  --ceph-conf FILE     rbd: the Ceph configuration (default: init's, else\n"
+           "                       /etc/ceph/ceph.conf)\n"
+           "  --ceph-id ID         rbd: the client id (default: init's, else admin)\n"
+           "  --ceph-timeout SEC   rbd: give up reaching the monitors after SEC (default 10)\n"
            "  -h, --help\n"
            "\n" V2K_CONN_HELP);
 }
 
 enum { OPT_FULL = OPT_CONN_LAST, OPT_JOBS, OPT_REQ, OPT_INFLIGHT, OPT_GAP, OPT_CONNS, OPT_FORCE_BLOCK,
-       OPT_CHECKPOINT };
+       OPT_CHECKPOINT, OPT_CEPH_CONF, OPT_CEPH_ID, OPT_CEPH_TIMEOUT };
 
 int
 cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
@@ -58,6 +62,9 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     { "connections", required_argument, NULL, OPT_CONNS },
     { "force-block-device", no_argument, NULL, OPT_FORCE_BLOCK },
     { "checkpoint-interval", required_argument, NULL, OPT_CHECKPOINT },
+    { "ceph-conf", required_argument, NULL, OPT_CEPH_CONF },
+    { "ceph-id", required_argument, NULL, OPT_CEPH_ID },
+    { "ceph-timeout", required_argument, NULL, OPT_CEPH_TIMEOUT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -65,6 +72,8 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   bool full = false, force_block = false;
   int64_t jobs = 0, req = 0, inflight = 64 << 20, gap = 64 << 10, conns = 4;
   double checkpoint = 2.0;
+  const char *ceph_conf = NULL, *ceph_id = NULL;
+  int64_t ceph_timeout = 10;
   int c;
   optind = 0;
   opterr = 0;
@@ -93,6 +102,9 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
       }
       break;
     }
+    case OPT_CEPH_CONF: ceph_conf = optarg; break;
+    case OPT_CEPH_ID: ceph_id = optarg; break;
+    case OPT_CEPH_TIMEOUT: r = v2k_parse_size ("--ceph-timeout", optarg, 1, 3600, &ceph_timeout, err); break;
     case 'h': sync_help (stdout); return 0;
     default: return v2k_usage_error (err, "sync", "%s", argv[optind - 1]);
     }
@@ -125,6 +137,7 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
       .jobs = jobs > 0 ? (int) jobs : (int) (ndisks < 4 ? ndisks : 4),
       .connections = (int) conns, .request_size = (size_t) req, .max_inflight = (size_t) inflight,
       .coalesce_gap = gap, .force_block_device = force_block, .checkpoint_seconds = checkpoint,
+      .ceph_conf = ceph_conf, .ceph_id = ceph_id, .ceph_timeout = (int) ceph_timeout,
       .progress_bar = !g->quiet && !g->json && isatty (2),
       .task_timeout = conn.task_timeout > 0 ? (int) conn.task_timeout : 3600,
     };

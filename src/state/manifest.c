@@ -87,7 +87,7 @@ static const struct jm_schema libvirt_schema = JM_SCHEMA (struct v2k_libvirt_pla
 static const struct jm_field target_fields[] = {
   JM_ENUMFIELD (struct v2k_target, format, true, v2k_format_names),
   JM_ENUMFIELD (struct v2k_target, storage, true, v2k_storage_names),
-  OS (struct v2k_target, dst_dir),
+  OS (struct v2k_target, dst_dir), OS (struct v2k_target, ceph_conf), OS (struct v2k_target, ceph_id),
   JM_SUBFIELD (struct v2k_target, libvirt, JM_OBJ, true, libvirt_schema),
 };
 static const struct jm_schema target_schema = JM_SCHEMA (struct v2k_target, target_fields);

@@ -111,6 +111,8 @@ struct v2k_target {
   int format;          /* enum v2k_target_format */
   int storage;         /* enum v2k_target_storage */
   char *dst_dir;
+  char *ceph_conf;     /* rbd storage: the ceph.conf to use */
+  char *ceph_id;       /* rbd storage: the client id (without "client.") */
   struct v2k_libvirt_plan libvirt;
 };
 

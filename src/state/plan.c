@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "plan.h"
 #include "workdir.h"
@@ -106,6 +107,14 @@ v2k_plan_check_args (const struct v2k_plan_args *a, struct v2k_error *err)
     v2k_error_set (err, V2K_EXIT_USAGE, "--transport nbd needs --source-nbd URI (nbd://… or nbd+unix://…)");
     return -1;
   }
+  if ((a->ceph_conf || a->ceph_id) && a->storage != STORAGE_RBD) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "--ceph-conf and --ceph-id belong to --target-storage rbd");
+    return -1;
+  }
+  if (a->ceph_conf && access (a->ceph_conf, R_OK) < 0) {
+    v2k_error_errno (err, V2K_EXIT_USAGE, "--ceph-conf %s", a->ceph_conf);
+    return -1;
+  }
   if (a->storage == STORAGE_FILE && (!a->dst || a->dst[0] != '/')) {
     v2k_error_set (err, V2K_EXIT_USAGE, "--dst DIR is required and must be an absolute path");
     return -1;
@@ -176,6 +185,8 @@ v2k_plan_apply (const struct v2k_plan_args *a, struct v2k_manifest *m, struct v2
   m->target.format = a->format;
   m->target.storage = a->storage;
   m->target.dst_dir = a->dst ? strdup (a->dst) : NULL;
+  m->target.ceph_conf = a->ceph_conf ? strdup (a->ceph_conf) : NULL;
+  m->target.ceph_id = a->ceph_id ? strdup (a->ceph_id) : NULL;
   m->transport.kind = a->transport;
   m->transport.vddk_libdir = a->vddk_libdir ? strdup (a->vddk_libdir) : NULL;
   m->transport.vddk_thumbprint = a->vddk_thumbprint ? strdup (a->vddk_thumbprint)

@@ -14,6 +14,7 @@ struct v2k_plan_args {
   const char **datastore_map;     /* "NAME=DIR" entries */
   size_t n_datastore_map;
   const char *vddk_libdir, *vddk_thumbprint, *vddk_transports, *source_nbd;
+  const char *ceph_conf, *ceph_id;
 };
 
 /* Checks the syntax of the maps, before anything else happens. */

@@ -207,7 +207,10 @@ copy_disk (struct job *j, struct v2k_error *err)
   bool fresh = false;
   struct v2k_target_args ta = { .m = c->m, .disk = d, .rundir = r->rundir,
                                 .connections = c->connections,
-                                .force_block_device = c->force_block_device };
+                                .force_block_device = c->force_block_device,
+                                .ceph_conf = c->ceph_conf ? c->ceph_conf : c->m->target.ceph_conf,
+                                .ceph_id = c->ceph_id ? c->ceph_id : c->m->target.ceph_id,
+                                .ceph_timeout = c->ceph_timeout };
   pthread_mutex_lock (&r->lock);
   bool recreate = c->kind == SNAP_BASE && !j->resume;
   int prep = v2k_target_prepare (&ta, recreate && d->target_created, &fresh, err);

@@ -26,7 +26,9 @@ struct v2k_sync_ctx {
   size_t request_size, max_inflight;
   int64_t coalesce_gap;
   bool force_block_device;
-  double checkpoint_seconds;         /* base: flush and record a resume point this often */
+  double checkpoint_seconds;
+  const char *ceph_conf, *ceph_id;   /* override the manifest's */
+  int ceph_timeout;         /* base: flush and record a resume point this often */
   bool progress_bar;                 /* draw progress on stderr */
   int task_timeout;
 };

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "target.h"
+#include "rbd.h"
 #include "../util/cleanup.h"
 #include "../util/fsutil.h"
 #include "../util/spawn.h"
@@ -190,11 +191,18 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
   }
   case STORAGE_BLOCK:
     return v2k_block_device_check (d->target_path, d->capacity, a->force_block_device, err);
-  case STORAGE_RBD:
-    v2k_error_set (err, V2K_EXIT_TARGET,
-                   "disk %s: rbd targets are not available in this build yet; use file or block storage",
-                   d->id);
-    return -1;
+  case STORAGE_RBD: {
+    bool created = false;
+    struct v2k_rbd_conn rc = { a->ceph_conf, a->ceph_id, a->ceph_timeout };
+    if (v2k_rbd_prepare (d->target_path, &rc, d->capacity, d->target_created, recreate, &created,
+                         err) == -1)
+      return -1;
+    if (created) {
+      d->target_created = true;
+      *fresh = true;
+    }
+    return 0;
+  }
   }
   return -1;
 }
@@ -204,6 +212,17 @@ v2k_target_open (const struct v2k_target_args *a, struct v2k_server *srv, struct
 {
   char name[128];
   snprintf (name, sizeof name, "target-%lld", (long long) a->disk->key);
+  if (a->m->target.storage == STORAGE_RBD) {
+    struct v2k_rbd_conn rc = { a->ceph_conf, a->ceph_id, a->ceph_timeout };
+    struct v2k_endpoint *ep = v2k_rbd_open (a->disk->target_path, name, &rc, err);
+    if (ep && ep->size < a->disk->capacity) {
+      v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s is %lld bytes; the disk needs %lld",
+                     a->disk->target_path, (long long) ep->size, (long long) a->disk->capacity);
+      v2k_endpoint_close (ep);
+      return NULL;
+    }
+    return ep;
+  }
   const char *fmt = a->m->target.storage == STORAGE_BLOCK ? "raw"
     : v2k_format_names[a->m->target.format];
   if (v2k_server_qemu_nbd (a->rundir, name, a->disk->target_path, fmt, false, a->connections,

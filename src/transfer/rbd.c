@@ -1,0 +1,363 @@
+/* The Ceph RBD endpoint, native through librbd: no qemu-nbd, no krbd and no
+ * staging file in between. librbd completes requests on its own threads;
+ * their callbacks only queue the result and wake the engine through an
+ * eventfd, and dispatch() runs the completions on the engine's thread. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#include "rbd.h"
+
+struct done_item { struct v2k_io *io; int errnum; };
+
+struct rbd_priv {
+  rados_t cluster;
+  rados_ioctx_t ioctx;
+  rbd_image_t image;
+  int efd;
+  pthread_mutex_t lock;
+  struct done_item *queue;
+  size_t n, cap;
+  bool cluster_ok, ioctx_ok;
+};
+
+struct pending { struct rbd_priv *p; struct v2k_io *io; };
+
+static void
+rbd_cb (rbd_completion_t c, void *arg)
+{
+  struct pending *pd = arg;
+  struct rbd_priv *p = pd->p;
+  ssize_t ret = rbd_aio_get_return_value (c);
+  rbd_aio_release (c);
+  pthread_mutex_lock (&p->lock);
+  if (p->n == p->cap) {
+    size_t cap = p->cap ? p->cap * 2 : 64;
+    struct done_item *q = realloc (p->queue, cap * sizeof *q);
+    if (q) {
+      p->queue = q;
+      p->cap = cap;
+    }
+  }
+  if (p->n < p->cap)
+    p->queue[p->n++] = (struct done_item) { pd->io, ret < 0 ? (int) -ret : 0 };
+  pthread_mutex_unlock (&p->lock);
+  uint64_t one = 1;
+  if (write (p->efd, &one, sizeof one) < 0) { /* the counter cannot overflow here */ }
+  free (pd);
+}
+
+static int
+completion (struct v2k_endpoint *ep, struct v2k_io *io, rbd_completion_t *c)
+{
+  struct pending *pd = malloc (sizeof *pd);
+  if (!pd) {
+    snprintf (ep->last_error, sizeof ep->last_error, "out of memory");
+    return -1;
+  }
+  pd->p = ep->priv;
+  pd->io = io;
+  int r = rbd_aio_create_completion (pd, rbd_cb, c);
+  if (r < 0) {
+    free (pd);
+    snprintf (ep->last_error, sizeof ep->last_error, "%s", strerror (-r));
+    return -1;
+  }
+  return 0;
+}
+
+static int
+started (struct v2k_endpoint *ep, rbd_completion_t c, int r)
+{
+  if (r < 0) {
+    /* Not queued: no callback will come. */
+    free (rbd_aio_get_arg (c));
+    rbd_aio_release (c);
+    snprintf (ep->last_error, sizeof ep->last_error, "%s", strerror (-r));
+    return -1;
+  }
+  return 0;
+}
+
+static int
+ep_read (struct v2k_endpoint *ep, size_t conn, void *buf, size_t len, int64_t off, struct v2k_io *io)
+{
+  (void) conn;
+  struct rbd_priv *p = ep->priv;
+  rbd_completion_t c;
+  if (completion (ep, io, &c) == -1)
+    return -1;
+  return started (ep, c, rbd_aio_read (p->image, (uint64_t) off, len, buf, c));
+}
+
+static int
+ep_write (struct v2k_endpoint *ep, size_t conn, const void *buf, size_t len, int64_t off,
+          struct v2k_io *io)
+{
+  (void) conn;
+  struct rbd_priv *p = ep->priv;
+  rbd_completion_t c;
+  if (completion (ep, io, &c) == -1)
+    return -1;
+  return started (ep, c, (int) rbd_aio_write (p->image, (uint64_t) off, len, buf, c));
+}
+
+/* Zeros go as write_zeroes, never discard: a partial discard does not zero
+ * (it reads back the old data), while write_zeroes of whole objects deletes
+ * them and keeps the image sparse. */
+static int
+ep_zero (struct v2k_endpoint *ep, size_t conn, size_t len, int64_t off, struct v2k_io *io)
+{
+  (void) conn;
+  struct rbd_priv *p = ep->priv;
+  rbd_completion_t c;
+  if (completion (ep, io, &c) == -1)
+    return -1;
+  return started (ep, c, rbd_aio_write_zeroes (p->image, (uint64_t) off, len, c, 0, 0));
+}
+
+static int
+ep_flush (struct v2k_endpoint *ep, struct v2k_io *io)
+{
+  struct rbd_priv *p = ep->priv;
+  rbd_completion_t c;
+  if (completion (ep, io, &c) == -1)
+    return -1;
+  return started (ep, c, rbd_aio_flush (p->image, c));
+}
+
+static size_t
+ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
+{
+  struct rbd_priv *p = ep->priv;
+  if (max < 1)
+    return 0;
+  fds[0] = (struct pollfd) { .fd = p->efd, .events = POLLIN };
+  return 1;
+}
+
+static int
+ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
+{
+  struct rbd_priv *p = ep->priv;
+  if (n < 1 || !(fds[0].revents & POLLIN))
+    return 0;
+  uint64_t count;
+  if (read (p->efd, &count, sizeof count) < 0 && errno != EAGAIN)
+    return 0;
+  pthread_mutex_lock (&p->lock);
+  struct done_item *q = p->queue;
+  size_t nq = p->n;
+  p->queue = NULL;
+  p->n = p->cap = 0;
+  pthread_mutex_unlock (&p->lock);
+  for (size_t i = 0; i < nq; i++) {
+    if (q[i].errnum)
+      snprintf (ep->last_error, sizeof ep->last_error, "%s", strerror (q[i].errnum));
+    q[i].io->done (q[i].io, q[i].errnum);
+  }
+  free (q);
+  return 0;
+}
+
+static int
+ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
+{
+  (void) ep;
+  (void) out;
+  (void) err;
+  return -1;  /* only used as a target */
+}
+
+static void
+ep_close (struct v2k_endpoint *ep)
+{
+  struct rbd_priv *p = ep->priv;
+  if (!p)
+    return;
+  if (p->image)
+    rbd_close (p->image);
+  if (p->ioctx_ok)
+    rados_ioctx_destroy (p->ioctx);
+  if (p->cluster_ok)
+    rados_shutdown (p->cluster);
+  if (p->efd >= 0)
+    close (p->efd);
+  pthread_mutex_destroy (&p->lock);
+  free (p->queue);
+  free (p);
+}
+
+static const struct v2k_endpoint_ops rbd_ops = {
+  .kind = "rbd",
+  .read = ep_read,
+  .write = ep_write,
+  .zero = ep_zero,
+  .flush = ep_flush,
+  .pollfds = ep_pollfds,
+  .dispatch = ep_dispatch,
+  .allocated = ep_allocated,
+  .close = ep_close,
+};
+
+int
+v2k_rbd_parse (const char *spec, char *pool, size_t plen, char *image, size_t ilen)
+{
+  if (strncmp (spec, "rbd:", 4) != 0)
+    return -1;
+  const char *slash = strchr (spec + 4, '/');
+  if (!slash || slash == spec + 4 || !slash[1] || strchr (slash + 1, '/'))
+    return -1;
+  if ((size_t) (slash - spec - 4) >= plen || strlen (slash + 1) >= ilen)
+    return -1;
+  snprintf (pool, plen, "%.*s", (int) (slash - spec - 4), spec + 4);
+  snprintf (image, ilen, "%s", slash + 1);
+  return 0;
+}
+
+/* Connects to the cluster and opens the pool; fails within TIMEOUT seconds
+ * when the monitors cannot be reached. */
+static int
+connect_pool (struct rbd_priv *p, const struct v2k_rbd_conn *c, const char *pool,
+              struct v2k_error *err)
+{
+  const char *conf = c->conf && *c->conf ? c->conf : "/etc/ceph/ceph.conf";
+  int r = rados_create (&p->cluster, c->id && *c->id ? c->id : NULL);
+  if (r < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "Ceph: %s", strerror (-r));
+    return -1;
+  }
+  p->cluster_ok = true;
+  if ((r = rados_conf_read_file (p->cluster, conf)) < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "Ceph configuration %s: %s", conf, strerror (-r));
+    return -1;
+  }
+  char t[32];
+  snprintf (t, sizeof t, "%d", c->timeout > 0 ? c->timeout : 10);
+  rados_conf_set (p->cluster, "client_mount_timeout", t);
+  rados_conf_set (p->cluster, "rados_mon_op_timeout", t);
+  if ((r = rados_connect (p->cluster)) < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET,
+                   "cannot reach the Ceph cluster of %s as client.%s within %s s: %s; check the "
+                   "monitors, the keyring and --ceph-conf/--ceph-id", conf,
+                   c->id && *c->id ? c->id : "admin", t, strerror (-r));
+    return -1;
+  }
+  if ((r = rados_ioctx_create (p->cluster, pool, &p->ioctx)) < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "Ceph pool '%s': %s", pool, strerror (-r));
+    return -1;
+  }
+  p->ioctx_ok = true;
+  return 0;
+}
+
+int
+v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, bool ours,
+                 bool recreate, bool *created, struct v2k_error *err)
+{
+  char pool[256], image[256];
+  *created = false;
+  if (v2k_rbd_parse (spec, pool, sizeof pool, image, sizeof image) == -1) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "'%s' is not rbd:POOL/IMAGE", spec);
+    return -1;
+  }
+  struct rbd_priv p = { .efd = -1 };
+  pthread_mutex_init (&p.lock, NULL);
+  int rc = -1;
+  if (connect_pool (&p, c, pool, err) == -1)
+    goto out;
+  rbd_image_t img;
+  int r = rbd_open (p.ioctx, image, &img, NULL);
+  if (r == 0) {
+    rbd_close (img);
+    if (!ours) {
+      v2k_error_set (err, V2K_EXIT_TARGET,
+                     "RBD image %s already exists and this run did not create it; remove it or "
+                     "map the disk to another image", spec);
+      goto out;
+    }
+    if (!recreate) {
+      rc = 0;
+      goto out;
+    }
+    if ((r = rbd_remove (p.ioctx, image)) < 0) {
+      v2k_error_set (err, V2K_EXIT_TARGET, "removing RBD image %s to recreate it: %s", spec,
+                     strerror (-r));
+      goto out;
+    }
+  }
+  else if (r != -ENOENT) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s: %s", spec, strerror (-r));
+    goto out;
+  }
+  rbd_image_options_t opts;
+  rbd_image_options_create (&opts);
+  r = rbd_create4 (p.ioctx, image, (uint64_t) size, opts);
+  rbd_image_options_destroy (opts);
+  if (r < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "creating RBD image %s: %s", spec, strerror (-r));
+    goto out;
+  }
+  *created = true;
+  rc = 0;
+ out:
+  if (p.ioctx_ok)
+    rados_ioctx_destroy (p.ioctx);
+  if (p.cluster_ok)
+    rados_shutdown (p.cluster);
+  pthread_mutex_destroy (&p.lock);
+  return rc;
+}
+
+struct v2k_endpoint *
+v2k_rbd_open (const char *spec, const char *name, const struct v2k_rbd_conn *c,
+              struct v2k_error *err)
+{
+  char pool[256], image[256];
+  if (v2k_rbd_parse (spec, pool, sizeof pool, image, sizeof image) == -1) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "'%s' is not rbd:POOL/IMAGE", spec);
+    return NULL;
+  }
+  struct v2k_endpoint *ep = calloc (1, sizeof *ep);
+  struct rbd_priv *p = calloc (1, sizeof *p);
+  if (!ep || !p || !(ep->name = strdup (name))) {
+    free (ep);
+    free (p);
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return NULL;
+  }
+  p->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  pthread_mutex_init (&p->lock, NULL);
+  ep->ops = &rbd_ops;
+  ep->priv = p;
+  ep->nconn = 1;
+  ep->max_request = 32u << 20;
+  if (p->efd < 0) {
+    v2k_error_errno (err, V2K_EXIT_INTERNAL, "eventfd");
+    goto fail;
+  }
+  if (connect_pool (p, c, pool, err) == -1)
+    goto fail;
+  int r = rbd_open (p->ioctx, image, &p->image, NULL);
+  if (r < 0) {
+    p->image = NULL;
+    v2k_error_set (err, V2K_EXIT_TARGET, "opening RBD image %s: %s", spec, strerror (-r));
+    goto fail;
+  }
+  uint64_t size;
+  if ((r = rbd_get_size (p->image, &size)) < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s: %s", spec, strerror (-r));
+    goto fail;
+  }
+  ep->size = (int64_t) size;
+  return ep;
+ fail:
+  v2k_endpoint_close (ep);
+  return NULL;
+}

@@ -1,0 +1,26 @@
+/* Ceph RBD targets through librbd. */
+#ifndef V2K_RBD_H
+#define V2K_RBD_H
+
+#include <stdbool.h>
+#include "endpoint.h"
+
+struct v2k_rbd_conn {
+  const char *conf;   /* ceph.conf (default /etc/ceph/ceph.conf) */
+  const char *id;     /* client id without "client." (default admin) */
+  int timeout;        /* seconds to reach the monitors (default 10) */
+};
+
+/* Splits "rbd:POOL/IMAGE". */
+int v2k_rbd_parse (const char *spec, char *pool, size_t plen, char *image, size_t ilen);
+
+/* Creates the image at SIZE (rbd_create4) unless it exists. An existing
+ * image is refused unless OURS (this run created it); with RECREATE it is
+ * removed and created again. *CREATED tells whether a new image was made. */
+int v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, bool ours,
+                     bool recreate, bool *created, struct v2k_error *err);
+
+struct v2k_endpoint *v2k_rbd_open (const char *spec, const char *name,
+                                   const struct v2k_rbd_conn *c, struct v2k_error *err);
+
+#endif
