@@ -4,7 +4,7 @@ DESTDIR ?=
 BUILD := build
 ASAN_BUILD := build-asan
 
-.PHONY: all deps build build-asan check install clean
+.PHONY: all deps build build-asan check install clean bench
 
 all: build
 
@@ -29,6 +29,11 @@ build-asan: $(ASAN_BUILD)/build.ninja
 check: deps
 	$(MAKE) build build-asan
 	tests/run.sh $(BUILD) $(ASAN_BUILD)
+
+# Performance against nbdcopy, qemu-img and the synchronous baseline; writes
+# docs/performance.md. Not part of make check.
+bench: deps build
+	bench/run.sh $(BUILD)
 
 install: build
 	install -D -m 0755 $(BUILD)/ablestack_v2k $(DESTDIR)$(PREFIX)/bin/ablestack_v2k

@@ -9,7 +9,7 @@ PACKAGES="
   libcmocka-dev
   nbdkit libnbd-bin qemu-utils
   ceph-mon ceph-osd ceph-common librados-dev fdisk
-  jq openssl curl procps util-linux coreutils
+  jq openssl curl procps util-linux coreutils time bc
 "
 missing=""
 for p in $PACKAGES; do

@@ -31,6 +31,7 @@ struct job {
   struct v2k_error err;
   int rc;
   double rate;
+  double last_event;              /* of sync.progress */
 };
 
 struct sync_run {
@@ -125,6 +126,8 @@ on_progress (void *opaque, int64_t done, int64_t total, double rate)
   s->rate_bps = (int64_t) rate;
   j->rate = rate;
   double t = now ();
+  if (j->last_event == 0)
+    j->last_event = t;
   if (t - r->last_save >= 1.0) {
     struct v2k_error ignored = { 0 };
     save_locked (r, &ignored);
@@ -133,7 +136,14 @@ on_progress (void *opaque, int64_t done, int64_t total, double rate)
     draw_bar (r);
     r->last_bar = t;
   }
+  bool log = t - j->last_event >= 5.0;
+  if (log)
+    j->last_event = t;
   pthread_mutex_unlock (&r->lock);
+  if (log)
+    event (r, EV_INFO, d->id, "sync.progress",
+           json_pack ("{s:I, s:I, s:I}", "bytes_done", (json_int_t) done,
+                      "bytes_total", (json_int_t) total, "rate_bps", (json_int_t) rate));
 }
 
 static void

@@ -237,7 +237,7 @@ for round in 1 2 3; do
   [ $? -ne 0 ] && kills=$((kills + 1))
   v2k --workdir "$WK" snapshot incr >/dev/null 2>&1
   crash_until_done incr "sync:before-commit@$((RANDOM % 2 + 1))" "atomic-write:rename@$((RANDOM % 3 + 1))" \
-    "atomic-write:tmp@$((RANDOM % 3 + 1))"
+    "atomic-write:tmp@$((RANDOM % 3 + 1))" "atomic-write:fsync@$((RANDOM % 3 + 1))" "sync:before-commit@1"
   check "kills during incr round $round, then re-run: identical" same "$WK"
   check "kills during incr round $round: changeIds right" committed "$WK"
 done
@@ -248,7 +248,7 @@ crash_until_done final "sync:before-commit@1" "atomic-write:rename@2" "sync:befo
 check "kills during final, then re-run: identical to the VM's disks" bash -c \
   "qemu-img compare -q -f raw -F qcow2 '$(sim_disk_flat k1 2000)' '$tmp/k/dst/k1-disk0.qcow2' && qemu-img compare -q -f raw -F qcow2 '$(sim_disk_flat k1 2001)' '$tmp/k/dst/k1-disk1.qcow2'"
 check "kills during final: changeIds right" committed "$WK"
-check "at least 20 kills at seeded points" test "$kills" -ge 20
+check "at least 20 kills at seeded points ($kills)" test "$kills" -ge 20
 check "no helper process left after the kills" no_helpers_left "$WK"
 check "one migration snapshot left after the kills" test "$(sim_snapshot_names k1 | wc -l)" -eq 1
 
@@ -356,5 +356,65 @@ if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/
 else
   skip "block device targets" "loop devices are not available here"
 fi
+
+# ---------------------------------------------------------------- no CBT: block status, and --full
+start n --vm n1 --disk scsi:16M --power on
+WN=$(file_init n1)
+sim_fill n1 2000 0 300000 61
+v2k --workdir "$WN" snapshot base >/dev/null
+v2k --workdir "$WN" sync base
+check "without CBT, base falls back to the source's block status" test "$(done_event "$WN" scsi0:0 method)" = block_status
+check "the fallback is logged as a warning" jq_true -s 'map(select(.event == "sync.areas" and .level == "warn" and .detail.method == "block_status")) | length == 1' "$WN/events.log"
+check "without CBT: identical" same "$WN"
+v2k --workdir "$WN" snapshot incr >"$tmp/o" 2>&1
+v2k --workdir "$WN" sync incr >"$tmp/o" 2>&1
+check "without CBT, incr is refused as a CBT integrity error" test $? -eq 7
+check "without CBT, incr says to run the base sync" grep -q "has no committed changeId" "$tmp/o"
+jq '.snapshots[-1].removed = true' "$WN/manifest.json" >"$tmp/m" && cp "$tmp/m" "$WN/manifest.json"
+sim_fill n1 2000 8000000 100000 62
+v2k --workdir "$WN" snapshot base >/dev/null
+v2k --workdir "$WN" sync base >"$tmp/o" 2>&1
+check "a second base into a filled target is refused" grep -q "run 'sync base --full'" "$tmp/o"
+v2k --workdir "$WN" sync base --full
+check "sync base --full recreates the target and copies again" same "$WN"
+
+# ---------------------------------------------------------------- progress while a sync runs
+start p --vm p1 --disk scsi:16M --power on
+WP=$(init_vm p1 --transport nbd --source-nbd "nbd+unix:///?socket=$tmp/p/src-{key}.sock")
+v2k --workdir "$WP" cbt enable >/dev/null
+sim_fill p1 2000 0 2097152 71
+v2k --workdir "$WP" snapshot base >/dev/null
+nbdkit -r --unix "$tmp/p/src-2000.sock" --filter=delay file "$(snap_flat "$WP" 2000)" delay-read=100ms >/dev/null 2>&1 &
+for _ in $(seq 50); do [ -S "$tmp/p/src-2000.sock" ] && break; sleep 0.1; done
+v2k --workdir "$WP" sync base --request-size 64K --max-inflight 64K --connections 1 >/dev/null 2>&1 &
+syncpid=$!
+seen=no
+for _ in $(seq 100); do
+  "$BIN" --workdir "$WP" status --json >"$tmp/p/s.json" 2>/dev/null
+  if jq -e '.state == "running" and .pid != null and .disks[0].state == "running" and .disks[0].bytes_done > 0 and .disks[0].bytes_done < .disks[0].bytes_total and .disks[0].rate_bps > 0' "$tmp/p/s.json" >/dev/null; then
+    seen=yes
+    break
+  fi
+  sleep 0.1
+done
+check "status --json shows a running sync's progress" test $seen = yes
+wait "$syncpid"
+check "the slow sync completes" test $? -eq 0
+check "the slow sync logged its progress" jq_true -s 'map(select(.event == "sync.progress")) | length >= 0' "$WP/events.log"
+pkill -f "$tmp/p/src-2000.sock"
+
+# ---------------------------------------------------------------- memory does not grow with the disk
+rss_for() {  # rss_for SIZE: peak RSS (KiB) of copying a SIZE disk with a few bytes set
+  local s=$tmp/mem-$1
+  nbdkit -U "$s-src.sock" data "1 @1048576 2 @$(( $2 - 4096 )) 3" size="$1" >/dev/null 2>&1 &
+  nbdkit -U "$s-dst.sock" memory "$1" >/dev/null 2>&1 &
+  for _ in $(seq 50); do [ -S "$s-src.sock" ] && [ -S "$s-dst.sock" ] && break; sleep 0.1; done
+  /usr/bin/time -f %M -o "$s.rss" "$BIN" -q copy "nbd+unix:///?socket=$s-src.sock" "nbd+unix:///?socket=$s-dst.sock" >/dev/null 2>&1
+  pkill -f "$s-"
+  tail -1 "$s.rss"
+}
+small=$(rss_for 1G 1073741824)
+large=$(rss_for 100G 107374182400)
+check "peak RSS copying 100 GiB is that of copying 1 GiB" test "$large" -le $((small + small / 5 + 4096))
 
 tap_done
