@@ -111,41 +111,17 @@ v2k_read_file (const char *path, size_t max, size_t *len_out, int code,
                    (long long) st.st_size, max);
     return NULL;
   }
-  size_t cap = (size_t) st.st_size + 1, len = 0;
-  CLEANUP_FREE char *buf = malloc (cap);
+  /* The size was checked; the read itself is bounded too, in case the file
+   * grows under us. */
+  size_t len;
+  char *buf = v2k_read_stream (fd, max, &len, code, err);
   if (!buf) {
-    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    v2k_error_prefix (err, "%s", path);
     return NULL;
   }
-  for (;;) {
-    if (len + 1 >= cap) {
-      if (cap > max) {
-        v2k_error_set (err, code, "%s: too large (limit %zu bytes)", path, max);
-        return NULL;
-      }
-      char *p = realloc (buf, cap * 2);
-      if (!p) {
-        v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
-        return NULL;
-      }
-      buf = p;
-      cap *= 2;
-    }
-    ssize_t n = read (fd, buf + len, cap - len - 1);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      v2k_error_errno (err, code, "reading %s", path);
-      return NULL;
-    }
-    if (n == 0)
-      break;
-    len += (size_t) n;
-  }
-  buf[len] = '\0';
   if (len_out)
     *len_out = len;
-  return STEAL (buf);
+  return buf;
 }
 
 char *
