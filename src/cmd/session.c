@@ -1,4 +1,6 @@
+#include <dirent.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +64,22 @@ v2k_session_connect (struct v2k_session *s, struct v2k_conn_args *conn, struct v
   return verify_identity (s, err);
 }
 
+/* A save killed between writing its temp file and the rename leaves
+ * manifest.json.tmp.<pid> behind. Holding the lock, no save is running,
+ * so any such file is stale. */
+static void
+sweep_stale_temp_files (const char *workdir)
+{
+  DIR *d = opendir (workdir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir (d)))
+    if (strncmp (e->d_name, V2K_MANIFEST_FILE ".tmp.", sizeof V2K_MANIFEST_FILE + 4) == 0)
+      unlinkat (dirfd (d), e->d_name, 0);
+  closedir (d);
+}
+
 int
 v2k_session_open (struct v2k_global *g, const char *command, bool lock,
                   struct v2k_conn_args *conn, struct v2k_session *s, struct v2k_error *err)
@@ -82,6 +100,7 @@ v2k_session_open (struct v2k_global *g, const char *command, bool lock,
     if (v2k_lock_acquire (g->workdir, command, &s->lock, err) == -1)
       return -1;
     s->locked = true;
+    sweep_stale_temp_files (g->workdir);
   }
   if (!(s->m = v2k_manifest_load (g->workdir, err)))
     return -1;

@@ -248,6 +248,7 @@ crash_until_done final "sync:before-commit@1" "atomic-write:rename@2" "sync:befo
 check "kills during final, then re-run: identical to the VM's disks" bash -c \
   "qemu-img compare -q -f raw -F qcow2 '$(sim_disk_flat k1 2000)' '$tmp/k/dst/k1-disk0.qcow2' && qemu-img compare -q -f raw -F qcow2 '$(sim_disk_flat k1 2001)' '$tmp/k/dst/k1-disk1.qcow2'"
 check "kills during final: changeIds right" committed "$WK"
+check "no stale manifest temp file after the kills" bash -c "! ls '$WK'/manifest.json.tmp.* >/dev/null 2>&1"
 check "at least 20 kills at seeded points ($kills)" test "$kills" -ge 20
 check "no helper process left after the kills" no_helpers_left "$WK"
 check "one migration snapshot left after the kills" test "$(sim_snapshot_names k1 | wc -l)" -eq 1
