@@ -75,6 +75,61 @@ v2k_snapshot_find (struct v2k_soap *s, const char *vm, const char *name, char **
   return 0;
 }
 
+struct strv { char **v; size_t n; };
+
+static void
+push (struct strv *a, char *s)
+{
+  char **p = realloc (a->v, (a->n + 2) * sizeof *p);
+  if (!p) {
+    free (s);
+    return;
+  }
+  a->v = p;
+  a->v[a->n++] = s;
+  a->v[a->n] = NULL;
+}
+
+static void
+collect_prefixed (xmlNode *list, const char *prefix, struct strv *names, struct strv *morefs)
+{
+  for (xmlNode *t = list; t; t = v2k_xml_next (t)) {
+    char *n = v2k_xml_child_text (t, "name");
+    if (n && strncmp (n, prefix, strlen (prefix)) == 0) {
+      push (morefs, v2k_xml_child_text (t, "snapshot"));
+      push (names, n);
+    }
+    else
+      free (n);
+    collect_prefixed (v2k_xml_child (t, "childSnapshotList"), prefix, names, morefs);
+  }
+}
+
+int
+v2k_snapshot_list_prefixed (struct v2k_soap *s, const char *vm, const char *prefix,
+                            char ***names, char ***morefs, struct v2k_error *err)
+{
+  static const char *const paths[] = { "snapshot", NULL };
+  struct v2k_pc_result res = { 0 };
+  if (v2k_pc_get (s, "VirtualMachine", vm, paths, &res, err) == -1)
+    return -1;
+  struct strv n = { calloc (1, sizeof (char *)), 0 }, m = { calloc (1, sizeof (char *)), 0 };
+  xmlNode *snap = res.nobjs ? v2k_pc_prop (&res.objs[0], "snapshot") : NULL;
+  collect_prefixed (v2k_xml_child (snap, "rootSnapshotList"), prefix, &n, &m);
+  v2k_pc_result_free (&res);
+  *names = n.v;
+  *morefs = m.v;
+  return 0;
+}
+
+void
+v2k_strv_free (char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
 int
 v2k_snapshot_read_disks (struct v2k_soap *s, const char *snapshot, const struct v2k_manifest *m,
                          struct v2k_snapshot *snap, struct v2k_error *err)

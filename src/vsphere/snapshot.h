@@ -17,6 +17,12 @@ int v2k_snapshot_create (struct v2k_soap *s, const char *vm, const char *name, b
  * error) when there is none; more than one is an error. */
 int v2k_snapshot_find (struct v2k_soap *s, const char *vm, const char *name, char **moref,
                        struct v2k_error *err);
+/* Every snapshot of the VM whose name starts with PREFIX: NAMES and MOREFS
+ * (NULL-terminated arrays to free with v2k_strv_free). */
+int v2k_snapshot_list_prefixed (struct v2k_soap *s, const char *vm, const char *prefix,
+                                char ***names, char ***morefs, struct v2k_error *err);
+void v2k_strv_free (char **v);
+
 /* Fills SNAP->disks for the disks of M (by key) from the snapshot's config. */
 int v2k_snapshot_read_disks (struct v2k_soap *s, const char *snapshot,
                              const struct v2k_manifest *m, struct v2k_snapshot *snap,

@@ -1,0 +1,234 @@
+/* cleanup: stop this run's helper processes and remove this run's
+ * snapshots. Target disks and snapshots that are not this run's are never
+ * touched; a second run is a no-op. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "session.h"
+#include "../util/cleanup.h"
+#include "../util/fsutil.h"
+#include "../util/spawn.h"
+#include "../vsphere/snapshot.h"
+
+static void
+cleanup_help (FILE *out)
+{
+  fprintf (out,
+           "Usage: ablestack_v2k --workdir DIR cleanup [--keep-workdir] [--keep-snapshots]\n"
+           "                     [connection options]\n"
+           "\n"
+           "Stops the helper processes this run started (qemu-nbd, nbdkit: from the\n"
+           "pidfiles in DIR/run, each checked to be ours before any signal), and removes\n"
+           "this run's snapshots: those the manifest records, by moref, plus any named\n"
+           "ablestack-v2k-<run_id>-… that an interrupted command never recorded. Target\n"
+           "disks and other snapshots are never touched. Safe to run after a crash and\n"
+           "to run twice. The workdir itself goes only once the migration is done, and\n"
+           "never with --keep-workdir.\n"
+           "\n"
+           "  --keep-workdir    keep the workdir even when the migration is done\n"
+           "  --keep-snapshots  leave the snapshots on vCenter\n"
+           "  -h, --help\n"
+           "\n" V2K_CONN_HELP);
+}
+
+enum { OPT_KEEP_WORKDIR = OPT_CONN_LAST, OPT_KEEP_SNAPSHOTS };
+
+/* True when PID is a qemu-nbd or nbdkit serving a socket in RUNDIR. */
+static bool
+our_helper (pid_t pid, const char *rundir)
+{
+  if (!v2k_pid_is (pid, "qemu-nbd") && !v2k_pid_is (pid, "nbdkit"))
+    return false;
+  char path[64];
+  snprintf (path, sizeof path, "/proc/%ld/cmdline", (long) pid);
+  size_t len;
+  struct v2k_error ignored = { 0 };
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  CLEANUP_FREE char *cmd = v2k_read_stream (fd, 1 << 20, &len, V2K_EXIT_INTERNAL, &ignored);
+  if (!cmd)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (cmd[i] == '\0')
+      cmd[i] = ' ';
+  return strstr (cmd, rundir) != NULL;
+}
+
+static int
+stop_helpers (struct v2k_session *s, int *stopped)
+{
+  CLEANUP_FREE char *rundir = NULL;
+  if (asprintf (&rundir, "%s/run", s->workdir) < 0)
+    return -1;
+  DIR *d = opendir (rundir);
+  if (!d)
+    return 0;
+  struct dirent *e;
+  while ((e = readdir (d))) {
+    size_t n = strlen (e->d_name);
+    char full[4096];
+    snprintf (full, sizeof full, "%s/%s", rundir, e->d_name);
+    if (n > 4 && strcmp (e->d_name + n - 4, ".pid") == 0) {
+      FILE *fp = fopen (full, "re");
+      long pid = 0;
+      if (fp) {
+        if (fscanf (fp, "%ld", &pid) != 1)
+          pid = 0;
+        fclose (fp);
+      }
+      if (pid > 0 && our_helper ((pid_t) pid, rundir)) {
+        kill ((pid_t) pid, SIGTERM);
+        for (int i = 0; i < 100 && (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit")); i++)
+          usleep (50000);
+        if (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit"))
+          kill ((pid_t) pid, SIGKILL);
+        (*stopped)++;
+      }
+      unlink (full);
+    }
+    else if (n > 5 && strcmp (e->d_name + n - 5, ".sock") == 0)
+      unlink (full);
+  }
+  closedir (d);
+  return 0;
+}
+
+static int
+remove_snapshots (struct v2k_session *s, long timeout, int *removed, struct v2k_error *err)
+{
+  struct v2k_manifest *m = s->m;
+  for (size_t i = 0; i < m->n_snapshots; i++) {
+    struct v2k_snapshot *snap = &m->snapshots[i];
+    if (snap->removed)
+      continue;
+    if (v2k_snapshot_remove (s->soap, snap->moref, (int) timeout, err) == -1) {
+      if (strcmp (v2k_soap_last_fault (s->soap)->name, "ManagedObjectNotFound") != 0)
+        return -1;
+      memset (err, 0, sizeof *err);
+    }
+    else
+      (*removed)++;
+    snap->removed = true;
+    if (v2k_session_save (s, err) == -1)
+      return -1;
+    v2k_session_event (s, EV_INFO, NULL, "snapshot.removed",
+                       json_pack ("{s:s, s:s}", "moref", snap->moref, "name", snap->name));
+  }
+  /* Snapshots an interrupted command took but never recorded: found by this
+   * run's name prefix, removed by their moref. */
+  CLEANUP_FREE char *prefix = NULL;
+  if (asprintf (&prefix, "ablestack-v2k-%s-", m->run.id) < 0)
+    return -1;
+  char **names = NULL, **morefs = NULL;
+  if (v2k_snapshot_list_prefixed (s->soap, m->source.vm.moref, prefix, &names, &morefs, err) == -1)
+    return -1;
+  int rc = 0;
+  for (size_t i = 0; morefs && morefs[i]; i++) {
+    if (v2k_snapshot_remove (s->soap, morefs[i], (int) timeout, err) == -1) {
+      rc = -1;
+      break;
+    }
+    (*removed)++;
+    v2k_session_event (s, EV_INFO, NULL, "snapshot.removed",
+                       json_pack ("{s:s, s:s, s:b}", "moref", morefs[i], "name", names[i],
+                                  "unrecorded", 1));
+  }
+  v2k_strv_free (names);
+  v2k_strv_free (morefs);
+  return rc;
+}
+
+int
+cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
+{
+  static const struct option opts[] = {
+    V2K_CONN_OPTIONS,
+    { "keep-workdir", no_argument, NULL, OPT_KEEP_WORKDIR },
+    { "keep-snapshots", no_argument, NULL, OPT_KEEP_SNAPSHOTS },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct v2k_conn_args conn = { 0 };
+  bool keep_workdir = false, keep_snapshots = false;
+  int c;
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+    int handled = v2k_conn_getopt (c, optarg, &conn, err);
+    if (handled == -1)
+      return err->code;
+    if (handled)
+      continue;
+    switch (c) {
+    case OPT_KEEP_WORKDIR: keep_workdir = true; break;
+    case OPT_KEEP_SNAPSHOTS: keep_snapshots = true; break;
+    case 'h': cleanup_help (stdout); return 0;
+    default: return v2k_usage_error (err, "cleanup", "%s", argv[optind - 1]);
+    }
+  }
+  if (optind != argc)
+    return v2k_usage_error (err, "cleanup", "unexpected argument '%s'", argv[optind]);
+
+  struct v2k_session s;
+  int rc = -1, stopped = 0, removed = 0;
+  if (v2k_session_open (g, "cleanup", true, NULL, &s, err) == -1)
+    goto out;
+  s.phase = s.m->phase;
+  char started[32];
+  v2k_now_rfc3339 (started);
+  s.m->phases.cleanup.state = STEP_RUNNING;
+  free (s.m->phases.cleanup.started);
+  s.m->phases.cleanup.started = strdup (started);
+  if (stop_helpers (&s, &stopped) == -1) {
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    goto out;
+  }
+  if (!keep_snapshots) {
+    if (v2k_session_connect (&s, &conn, err) == -1 ||
+        remove_snapshots (&s, conn.task_timeout > 0 ? conn.task_timeout : 3600, &removed, err) == -1)
+      goto out;
+  }
+  char now[32];
+  v2k_now_rfc3339 (now);
+  s.m->phases.cleanup.state = STEP_DONE;
+  free (s.m->phases.cleanup.finished);
+  s.m->phases.cleanup.finished = strdup (now);
+  if (v2k_session_save (&s, err) == -1)
+    goto out;
+  bool done = s.m->phase == PHASE_DONE;
+  v2k_session_event (&s, EV_INFO, NULL, "cleanup.done",
+                     json_pack ("{s:i, s:i, s:b}", "helpers_stopped", stopped,
+                                "snapshots_removed", removed, "workdir_removed", done && !keep_workdir));
+  if (!g->quiet)
+    printf ("cleanup: %d helper process(es) stopped, %d snapshot(s) removed%s\n", stopped, removed,
+            done && !keep_workdir ? ", workdir removed"
+            : keep_workdir ? "" : "; the workdir stays until the migration is done");
+  rc = 0;
+  if (done && !keep_workdir) {
+    /* Only our own files: the workdir holds nothing else. */
+    CLEANUP_FREE char *cmd_dir = strdup (s.workdir);
+    v2k_session_close (&s, rc, err);
+    const char *argv_rm[] = { "rm", "-rf", "--", cmd_dir, NULL };
+    struct v2k_spawn sp = { .argv = argv_rm };
+    int status;
+    if (v2k_spawn_run (&sp, &status, err) == -1 || status != 0) {
+      v2k_error_set (err, V2K_EXIT_WORKDIR, "removing workdir %s failed", cmd_dir);
+      rc = -1;
+    }
+    v2k_conn_args_free (&conn);
+    return rc == 0 ? 0 : err->code;
+  }
+ out:
+  v2k_session_close (&s, rc, err);
+  v2k_conn_args_free (&conn);
+  return rc == 0 ? 0 : err->code;
+}
