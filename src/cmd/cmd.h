@@ -21,6 +21,7 @@ int cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err
 int cmd_cbt (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_snapshot (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
+int cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_status (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);

@@ -126,6 +126,14 @@ static const struct jm_field counters_fields[] = {
 };
 static const struct jm_schema counters_schema = JM_SCHEMA (struct v2k_counters, counters_fields);
 
+static const struct jm_field verify_fields[] = {
+  JM_ENUMFIELD (struct v2k_verify_record, state, true, v2k_step_state_names),
+  OS (struct v2k_verify_record, snapshot), OS (struct v2k_verify_record, mode),
+  I (struct v2k_verify_record, bytes_checked), I (struct v2k_verify_record, mismatches),
+  OS (struct v2k_verify_record, time),
+};
+static const struct jm_schema verify_schema = JM_SCHEMA (struct v2k_verify_record, verify_fields);
+
 static const struct jm_field disk_fields[] = {
   S (struct v2k_disk, id), I (struct v2k_disk, key), OS (struct v2k_disk, label),
   JM_SUBFIELD (struct v2k_disk, controller, JM_OBJ, true, controller_schema),
@@ -137,6 +145,7 @@ static const struct jm_field disk_fields[] = {
   JM_SUBFIELD (struct v2k_disk, incr, JM_OBJ, true, sync_schema),
   JM_SUBFIELD (struct v2k_disk, final, JM_OBJ, true, sync_schema),
   JM_SUBFIELD (struct v2k_disk, counters, JM_OBJ, true, counters_schema),
+  JM_SUBFIELD (struct v2k_disk, verify, JM_OBJ, true, verify_schema),
   JM_SUBFIELD (struct v2k_disk, last_error, JM_OPTOBJ, false, error_record_schema),
 };
 static const struct jm_schema disk_schema = JM_SCHEMA (struct v2k_disk, disk_fields);

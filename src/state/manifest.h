@@ -158,6 +158,15 @@ struct v2k_counters {
   int64_t syncs;
 };
 
+struct v2k_verify_record {
+  int state;           /* enum v2k_step_state: done = identical, failed = differs */
+  char *snapshot;      /* moref compared with */
+  char *mode;          /* "full" or "sample:N" */
+  int64_t bytes_checked;
+  int64_t mismatches;  /* chunks that differ */
+  char *time;
+};
+
 struct v2k_disk {
   char *id;            /* "scsi0:0", the key of --target-map */
   int64_t key;
@@ -174,6 +183,7 @@ struct v2k_disk {
   struct v2k_cbt cbt;
   struct v2k_sync base, incr, final;
   struct v2k_counters counters;
+  struct v2k_verify_record verify;
   struct v2k_error_record *last_error;
 };
 

@@ -15,6 +15,7 @@ enum v2k_exit {
   V2K_EXIT_TRANSFER = 8,    /* reading the source or copying failed */
   V2K_EXIT_TARGET = 9,      /* the target disk or storage refused or failed */
   V2K_EXIT_LIBVIRT = 10,    /* libvirt define/start failed */
+  V2K_EXIT_VERIFY = 11,     /* verify found a target that differs from its source */
   V2K_EXIT_INTERRUPTED = 130, /* stopped by SIGINT/SIGTERM at a safe point */
 };
 
