@@ -41,67 +41,6 @@ cleanup_help (FILE *out)
 
 enum { OPT_KEEP_WORKDIR = OPT_CONN_LAST, OPT_KEEP_SNAPSHOTS };
 
-/* True when PID is a qemu-nbd or nbdkit serving a socket in RUNDIR. */
-static bool
-our_helper (pid_t pid, const char *rundir)
-{
-  if (!v2k_pid_is (pid, "qemu-nbd") && !v2k_pid_is (pid, "nbdkit"))
-    return false;
-  char path[64];
-  snprintf (path, sizeof path, "/proc/%ld/cmdline", (long) pid);
-  size_t len;
-  struct v2k_error ignored = { 0 };
-  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return false;
-  CLEANUP_FREE char *cmd = v2k_read_stream (fd, 1 << 20, &len, V2K_EXIT_INTERNAL, &ignored);
-  if (!cmd)
-    return false;
-  for (size_t i = 0; i < len; i++)
-    if (cmd[i] == '\0')
-      cmd[i] = ' ';
-  return strstr (cmd, rundir) != NULL;
-}
-
-static int
-stop_helpers (struct v2k_session *s, int *stopped)
-{
-  CLEANUP_FREE char *rundir = NULL;
-  if (asprintf (&rundir, "%s/run", s->workdir) < 0)
-    return -1;
-  DIR *d = opendir (rundir);
-  if (!d)
-    return 0;
-  struct dirent *e;
-  while ((e = readdir (d))) {
-    size_t n = strlen (e->d_name);
-    char full[4096];
-    snprintf (full, sizeof full, "%s/%s", rundir, e->d_name);
-    if (n > 4 && strcmp (e->d_name + n - 4, ".pid") == 0) {
-      FILE *fp = fopen (full, "re");
-      long pid = 0;
-      if (fp) {
-        if (fscanf (fp, "%ld", &pid) != 1)
-          pid = 0;
-        fclose (fp);
-      }
-      if (pid > 0 && our_helper ((pid_t) pid, rundir)) {
-        kill ((pid_t) pid, SIGTERM);
-        for (int i = 0; i < 100 && (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit")); i++)
-          usleep (50000);
-        if (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit"))
-          kill ((pid_t) pid, SIGKILL);
-        (*stopped)++;
-      }
-      unlink (full);
-    }
-    else if (n > 5 && strcmp (e->d_name + n - 5, ".sock") == 0)
-      unlink (full);
-  }
-  closedir (d);
-  return 0;
-}
-
 static int
 remove_snapshots (struct v2k_session *s, long timeout, int *removed, struct v2k_error *err)
 {
@@ -188,10 +127,7 @@ cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   s.m->phases.cleanup.state = STEP_RUNNING;
   free (s.m->phases.cleanup.started);
   s.m->phases.cleanup.started = strdup (started);
-  if (stop_helpers (&s, &stopped) == -1) {
-    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
-    goto out;
-  }
+  stopped = s.stale_helpers;
   if (!keep_snapshots) {
     if (v2k_session_connect (&s, &conn, err) == -1 ||
         remove_snapshots (&s, conn.task_timeout > 0 ? conn.task_timeout : 3600, &removed, err) == -1)

@@ -6,6 +6,7 @@
 
 #include "session.h"
 #include "../state/workdir.h"
+#include "../transfer/server.h"
 #include "../util/fsutil.h"
 #include "../vsphere/propcoll.h"
 
@@ -101,6 +102,8 @@ v2k_session_open (struct v2k_global *g, const char *command, bool lock,
       return -1;
     s->locked = true;
     sweep_stale_temp_files (g->workdir);
+    /* A killed command's helpers may still hold the targets' image locks. */
+    s->stale_helpers = v2k_server_stop_stale (g->workdir);
   }
   if (!(s->m = v2k_manifest_load (g->workdir, err)))
     return -1;

@@ -21,6 +21,7 @@ struct v2k_session {
   struct v2k_events ev;
   struct v2k_soap *soap;
   int phase;                    /* for error records: the step being run */
+  int stale_helpers;            /* helpers of a killed command, stopped at open */
 };
 
 /* Opens G->workdir: checks it, takes the lock when LOCK, loads the manifest.

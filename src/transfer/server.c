@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,3 +280,66 @@ v2k_image_create (const char *path, const char *format, int64_t size, struct v2k
     chmod (path, 0600);
   return r;
 }
+
+/* True when PID is a qemu-nbd or nbdkit serving a socket in RUNDIR. */
+static bool
+our_helper (pid_t pid, const char *rundir)
+{
+  if (!v2k_pid_is (pid, "qemu-nbd") && !v2k_pid_is (pid, "nbdkit"))
+    return false;
+  char path[64];
+  snprintf (path, sizeof path, "/proc/%ld/cmdline", (long) pid);
+  size_t len;
+  struct v2k_error ignored = { 0 };
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  CLEANUP_FREE char *cmd = v2k_read_stream (fd, 1 << 20, &len, V2K_EXIT_INTERNAL, &ignored);
+  if (!cmd)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (cmd[i] == '\0')
+      cmd[i] = ' ';
+  return strstr (cmd, rundir) != NULL;
+}
+
+int
+v2k_server_stop_stale (const char *workdir)
+{
+  int stopped = 0;
+  CLEANUP_FREE char *rundir = NULL;
+  if (asprintf (&rundir, "%s/run", workdir) < 0)
+    return 0;
+  DIR *d = opendir (rundir);
+  if (!d)
+    return 0;
+  struct dirent *e;
+  while ((e = readdir (d))) {
+    size_t n = strlen (e->d_name);
+    char full[4096];
+    snprintf (full, sizeof full, "%s/%s", rundir, e->d_name);
+    if (n > 4 && strcmp (e->d_name + n - 4, ".pid") == 0) {
+      FILE *fp = fopen (full, "re");
+      long pid = 0;
+      if (fp) {
+        if (fscanf (fp, "%ld", &pid) != 1)
+          pid = 0;
+        fclose (fp);
+      }
+      if (pid > 0 && our_helper ((pid_t) pid, rundir)) {
+        kill ((pid_t) pid, SIGTERM);
+        for (int i = 0; i < 100 && (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit")); i++)
+          usleep (50000);
+        if (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit"))
+          kill ((pid_t) pid, SIGKILL);
+        stopped++;
+      }
+      unlink (full);
+    }
+    else if (n > 5 && strcmp (e->d_name + n - 5, ".sock") == 0)
+      unlink (full);
+  }
+  closedir (d);
+  return stopped;
+}
+

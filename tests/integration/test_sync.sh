@@ -283,7 +283,7 @@ check "persistent source errors fail the disk: exit 8" test $rc -eq 8
 check "persistent source errors name the offset and the error" grep -q "reading .* at offset [0-9]* failed after 5 tries: Input/output error" "$tmp/o"
 check "persistent source errors commit no changeId" jq_true '.disks[0].cbt.change_id == null and .disks[0].base.state == "failed" and .disks[0].last_error.code == "transfer"' "$WE/manifest.json"
 serve_source 10%
-v2k --workdir "$WE" sync base --request-size 256K >"$tmp/o" 2>&1
+v2k --workdir "$WE" sync base --request-size 64K >"$tmp/o" 2>&1
 check "transient source errors are retried" test $? -eq 0
 check "transient source errors: identical" same "$WE"
 check "the retries are counted in the event" test "$(done_event "$WE" scsi0:0 retried)" -gt 0
