@@ -39,23 +39,17 @@ snapshot_help (FILE *out)
 
 enum { OPT_NAME = OPT_CONN_LAST, OPT_QUIESCE, OPT_ALLOW_RUNNING, OPT_JSON };
 
-static const struct v2k_sync *
-disk_sync (const struct v2k_disk *d, int kind)
-{
-  return kind == SNAP_BASE ? &d->base : kind == SNAP_INCR ? &d->incr : &d->final;
-}
-
 /* The latest snapshot of KIND that is still on vCenter and whose sync has
  * not finished on every disk, or NULL. */
 static const struct v2k_snapshot *
-unsynced_snapshot (const struct v2k_manifest *m, int kind)
+unsynced_snapshot (struct v2k_manifest *m, int kind)
 {
   for (size_t i = m->n_snapshots; i-- > 0; ) {
     const struct v2k_snapshot *s = &m->snapshots[i];
     if (s->kind != kind || s->removed)
       continue;
     for (size_t d = 0; d < m->n_disks; d++) {
-      const struct v2k_sync *sy = disk_sync (&m->disks[d], kind);
+      const struct v2k_sync *sy = v2k_disk_sync (&m->disks[d], kind);
       if (sy->state != STEP_DONE || !sy->snapshot || strcmp (sy->snapshot, s->moref) != 0)
         return s;
     }
@@ -67,7 +61,7 @@ unsynced_snapshot (const struct v2k_manifest *m, int kind)
 static int
 check_allowed (struct v2k_session *s, int kind, bool allow_running, struct v2k_error *err)
 {
-  const struct v2k_manifest *m = s->m;
+  struct v2k_manifest *m = s->m;
   const struct v2k_snapshot *pending = unsynced_snapshot (m, kind);
   if (pending) {
     v2k_error_set (err, V2K_EXIT_USAGE,

@@ -36,23 +36,6 @@ verify_help (FILE *out)
 
 enum { OPT_SAMPLE = OPT_CONN_LAST, OPT_SNAPSHOT };
 
-static const struct v2k_snapshot *
-pick_snapshot (const struct v2k_manifest *m, int kind)
-{
-  const struct v2k_snapshot *s = NULL;
-  for (size_t i = 0; i < m->n_snapshots; i++)
-    if (!m->snapshots[i].removed && (kind < 0 || m->snapshots[i].kind == kind))
-      s = &m->snapshots[i];
-  return s;
-}
-
-static void
-set_str (char **dst, const char *src)
-{
-  free (*dst);
-  *dst = src ? strdup (src) : NULL;
-}
-
 int
 cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
 {
@@ -100,7 +83,7 @@ cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   if (v2k_session_open (g, "verify", true, &conn, &s, err) == -1)
     goto out;
   struct v2k_manifest *m = s.m;
-  const struct v2k_snapshot *snap = pick_snapshot (m, kind);
+  const struct v2k_snapshot *snap = v2k_manifest_latest_snapshot (m, kind);
   if (!snap) {
     v2k_error_set (err, V2K_EXIT_USAGE, "this run has no %s snapshot on vCenter to verify against",
                    kind < 0 ? "migration" : v2k_snapshot_kind_names[kind]);
@@ -112,7 +95,7 @@ cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   char now[32];
   v2k_now_rfc3339 (now);
   step->state = STEP_RUNNING;
-  set_str (&step->started, now);
+  v2k_set_str (&step->started, now);
   char mode[32];
   if (samples > 0)
     snprintf (mode, sizeof mode, "sample:%lld", (long long) samples);
@@ -156,9 +139,9 @@ cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     }
     v2k_now_rfc3339 (now);
     d->verify.state = res.nmismatch ? STEP_FAILED : STEP_DONE;
-    set_str (&d->verify.snapshot, snap->moref);
-    set_str (&d->verify.mode, mode);
-    set_str (&d->verify.time, now);
+    v2k_set_str (&d->verify.snapshot, snap->moref);
+    v2k_set_str (&d->verify.mode, mode);
+    v2k_set_str (&d->verify.time, now);
     d->verify.bytes_checked = res.bytes_checked;
     d->verify.mismatches = (int64_t) res.nmismatch;
     json_t *ranges = json_array ();
@@ -185,7 +168,7 @@ cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   }
   v2k_now_rfc3339 (now);
   step->state = differing ? STEP_FAILED : STEP_DONE;
-  set_str (&step->finished, now);
+  v2k_set_str (&step->finished, now);
   if (differing) {
     struct v2k_error saved = *err;
     if (v2k_session_save (&s, err) == -1)

@@ -351,3 +351,26 @@ v2k_manifest_step (struct v2k_manifest *m, int phase)
     return NULL;
   return steps[phase];
 }
+
+struct v2k_sync *
+v2k_disk_sync (struct v2k_disk *d, int kind)
+{
+  return kind == SNAP_BASE ? &d->base : kind == SNAP_INCR ? &d->incr : &d->final;
+}
+
+const struct v2k_snapshot *
+v2k_manifest_latest_snapshot (const struct v2k_manifest *m, int kind)
+{
+  const struct v2k_snapshot *s = NULL;
+  for (size_t i = 0; i < m->n_snapshots; i++)
+    if (!m->snapshots[i].removed && (kind < 0 || m->snapshots[i].kind == kind))
+      s = &m->snapshots[i];
+  return s;
+}
+
+void
+v2k_set_str (char **dst, const char *src)
+{
+  free (*dst);
+  *dst = src ? strdup (src) : NULL;
+}

@@ -245,6 +245,14 @@ void v2k_manifest_free (struct v2k_manifest *m);
 json_t *v2k_error_record_json (const struct v2k_error_record *r);
 void v2k_error_record_free (struct v2k_error_record *r);
 
+/* A disk's sync record for a snapshot KIND (enum v2k_snapshot_kind). */
+struct v2k_sync *v2k_disk_sync (struct v2k_disk *d, int kind);
+/* This run's latest snapshot of KIND still on vCenter (KIND < 0: of any
+ * kind), or NULL. */
+const struct v2k_snapshot *v2k_manifest_latest_snapshot (const struct v2k_manifest *m, int kind);
+/* Replaces *DST with a copy of SRC (NULL allowed). */
+void v2k_set_str (char **dst, const char *src);
+
 /* The step record for PHASE (NULL for PHASE_DONE). */
 struct v2k_step *v2k_manifest_step (struct v2k_manifest *m, int phase);
 

@@ -54,12 +54,6 @@ now (void)
   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-static struct v2k_sync *
-disk_sync (struct v2k_disk *d, int kind)
-{
-  return kind == SNAP_BASE ? &d->base : kind == SNAP_INCR ? &d->incr : &d->final;
-}
-
 static const char *
 phase_name (int kind)
 {
@@ -73,13 +67,6 @@ event (struct sync_run *r, enum v2k_event_level level, const char *disk, const c
 {
   struct v2k_error ignored = { 0 };
   v2k_event (r->c->ev, level, phase_name (r->c->kind), disk, name, detail, &ignored);
-}
-
-static void
-set_str (char **dst, const char *src)
-{
-  free (*dst);
-  *dst = src ? strdup (src) : NULL;
 }
 
 /* Saves with the lock held; a failed save is reported by the next one that
@@ -97,7 +84,7 @@ draw_bar (struct sync_run *r)
   int64_t done = 0, total = 0;
   double rate = 0;
   for (size_t i = 0; i < r->c->m->n_disks; i++) {
-    struct v2k_sync *s = disk_sync (&r->c->m->disks[i], r->c->kind);
+    struct v2k_sync *s = v2k_disk_sync (&r->c->m->disks[i], r->c->kind);
     done += s->bytes_done;
     total += s->bytes_total;
     if (s->state == STEP_RUNNING)
@@ -120,7 +107,7 @@ on_progress (void *opaque, int64_t done, int64_t total, double rate)
   struct sync_run *r = j->run;
   pthread_mutex_lock (&r->lock);
   struct v2k_disk *d = &r->c->m->disks[j->disk];
-  struct v2k_sync *s = disk_sync (d, r->c->kind);
+  struct v2k_sync *s = v2k_disk_sync (d, r->c->kind);
   s->bytes_done = done;
   s->bytes_total = total;
   s->rate_bps = (int64_t) rate;
@@ -171,18 +158,18 @@ commit_disk (struct job *j, struct v2k_error *err)
 {
   struct sync_run *r = j->run;
   struct v2k_disk *d = &r->c->m->disks[j->disk];
-  struct v2k_sync *s = disk_sync (d, r->c->kind);
+  struct v2k_sync *s = v2k_disk_sync (d, r->c->kind);
   char ts[32];
   v2k_now_rfc3339 (ts);
   v2k_crashpoint ("sync:before-commit");
   pthread_mutex_lock (&r->lock);
   s->state = STEP_DONE;
-  set_str (&s->finished, ts);
-  set_str (&s->change_id, j->sd->change_id);
+  v2k_set_str (&s->finished, ts);
+  v2k_set_str (&s->change_id, j->sd->change_id);
   if (r->c->kind == SNAP_BASE)
     s->checkpoint = d->capacity;
   s->bytes_done = s->bytes_total;
-  set_str (&d->cbt.change_id, j->sd->change_id);
+  v2k_set_str (&d->cbt.change_id, j->sd->change_id);
   d->counters.bytes_copied += j->stats.bytes_copied;
   d->counters.bytes_zeroed += j->stats.bytes_zeroed;
   d->counters.areas += (int64_t) j->areas.len;
@@ -255,7 +242,7 @@ copy_disk (struct job *j, struct v2k_error *err)
       v2k_extents_add (&j->areas, 0, d->capacity);
     }
     if (j->resume)
-      v2k_extents_from (&j->areas, disk_sync (d, c->kind)->checkpoint);
+      v2k_extents_from (&j->areas, v2k_disk_sync (d, c->kind)->checkpoint);
     v2k_extents_coalesce (&j->areas, c->coalesce_gap);
     event (r, EV_WARN, d->id, "sync.areas",
            json_pack ("{s:s, s:I, s:I}", "method", method_names[j->method],
@@ -263,7 +250,7 @@ copy_disk (struct job *j, struct v2k_error *err)
                       "bytes", (json_int_t) v2k_extents_bytes (&j->areas)));
   }
   pthread_mutex_lock (&r->lock);
-  disk_sync (d, c->kind)->bytes_total = v2k_extents_bytes (&j->areas);
+  v2k_disk_sync (d, c->kind)->bytes_total = v2k_extents_bytes (&j->areas);
   pthread_mutex_unlock (&r->lock);
   struct v2k_copy_opts o = {
     .request_size = c->request_size, .max_inflight = c->max_inflight,
@@ -312,7 +299,7 @@ worker (void *arg)
     if (j->rc == -1) {
       pthread_mutex_lock (&r->lock);
       struct v2k_disk *d = &r->c->m->disks[j->disk];
-      disk_sync (d, r->c->kind)->state = STEP_FAILED;
+      v2k_disk_sync (d, r->c->kind)->state = STEP_FAILED;
       struct v2k_error_record *rec = calloc (1, sizeof *rec);
       char ts[32];
       v2k_now_rfc3339 (ts);
@@ -333,16 +320,6 @@ worker (void *arg)
   }
 }
 
-static const struct v2k_snapshot *
-latest_snapshot (const struct v2k_manifest *m, int kind)
-{
-  const struct v2k_snapshot *s = NULL;
-  for (size_t i = 0; i < m->n_snapshots; i++)
-    if (m->snapshots[i].kind == kind && !m->snapshots[i].removed)
-      s = &m->snapshots[i];
-  return s;
-}
-
 /* Decides, for each disk, what to copy. Runs on the main thread: it uses the
  * vSphere session, which is not shared with the workers. */
 static int
@@ -350,7 +327,7 @@ plan_job (struct sync_run *r, struct job *j, struct v2k_error *err)
 {
   struct v2k_sync_ctx *c = r->c;
   struct v2k_disk *d = &c->m->disks[j->disk];
-  struct v2k_sync *s = disk_sync (d, c->kind);
+  struct v2k_sync *s = v2k_disk_sync (d, c->kind);
   for (size_t i = 0; i < r->snap->n_disks; i++)
     if (r->snap->disks[i].key == d->key)
       j->sd = &r->snap->disks[i];
@@ -426,11 +403,11 @@ plan_job (struct sync_run *r, struct job *j, struct v2k_error *err)
   s->bytes_done = 0;
   if (!j->resume) {
     s->checkpoint = 0;
-    set_str (&s->started, ts);
+    v2k_set_str (&s->started, ts);
   }
   s->state = STEP_RUNNING;
-  set_str (&s->snapshot, r->snap->moref);
-  set_str (&s->finished, NULL);
+  v2k_set_str (&s->snapshot, r->snap->moref);
+  v2k_set_str (&s->finished, NULL);
   s->bytes_total = v2k_extents_bytes (&j->areas);
   event (r, EV_INFO, d->id, "sync.disk.start",
          json_pack ("{s:s, s:s, s:s, s:I, s:I, s:i, s:b}", "snapshot", r->snap->moref,
@@ -482,7 +459,7 @@ v2k_sync_run (struct v2k_sync_ctx *c, struct v2k_error *err)
   bool owned_rundir = false;
   pthread_mutex_init (&r.lock, NULL);
   const char *kind = v2k_snapshot_kind_names[c->kind];
-  if (!(r.snap = latest_snapshot (m, c->kind))) {
+  if (!(r.snap = v2k_manifest_latest_snapshot (m, c->kind))) {
     v2k_error_set (err, V2K_EXIT_USAGE, "this run has no %s snapshot to sync from: run 'snapshot %s' first",
                    kind, kind);
     goto out;
@@ -512,8 +489,8 @@ v2k_sync_run (struct v2k_sync_ctx *c, struct v2k_error *err)
   v2k_now_rfc3339 (ts);
   m->phase = phase;
   step->state = STEP_RUNNING;
-  set_str (&step->started, ts);
-  set_str (&step->finished, NULL);
+  v2k_set_str (&step->started, ts);
+  v2k_set_str (&step->finished, NULL);
   if (v2k_manifest_save (m, c->workdir, err) == -1)
     goto out;
 
@@ -546,7 +523,7 @@ v2k_sync_run (struct v2k_sync_ctx *c, struct v2k_error *err)
     goto out;
   v2k_now_rfc3339 (ts);
   step->state = STEP_DONE;
-  set_str (&step->finished, ts);
+  v2k_set_str (&step->finished, ts);
   if (c->kind == SNAP_INCR) {
     /* An incr snapshot is only taken once the previous one is synced, so
      * the rounds done are the incr snapshots recorded: re-runs count once. */
