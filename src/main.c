@@ -23,6 +23,7 @@ static const struct command commands[] = {
   { "cbt", cmd_cbt, "enable, inspect or reset Changed Block Tracking; list changed areas" },
   { "snapshot", cmd_snapshot, "take the base, incr or final migration snapshot" },
   { "sync", cmd_sync, "copy the base, incremental or final snapshot into the targets" },
+  { "cutover", cmd_cutover, "stop the source, copy the final delta, define the libvirt domain" },
   { "verify", cmd_verify, "compare every target with the snapshot it was synced from" },
   { "cleanup", cmd_cleanup, "stop this run's helpers and remove this run's snapshots" },
   { "copy", cmd_copy, "copy between NBD servers or image files with the engine (plumbing)" },

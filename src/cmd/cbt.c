@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "session.h"
+#include "steps.h"
 #include "../util/cleanup.h"
 #include "../vsphere/cbt.h"
 #include "../vsphere/propcoll.h"
@@ -47,30 +48,6 @@ power_state (struct v2k_session *s, struct v2k_error *err)
   if (!st)
     st = strdup ("unknown");
   return st;
-}
-
-static int
-cbt_enable (struct v2k_session *s, long task_timeout, struct v2k_error *err)
-{
-  v2k_session_step (s, PHASE_CBT, STEP_RUNNING);
-  if (v2k_session_save (s, err) == -1 ||
-      v2k_cbt_set (s->soap, s->m->source.vm.moref, true, (int) task_timeout, err) == -1)
-    return -1;
-  CLEANUP_FREE char *state = power_state (s, err);
-  if (!state)
-    return -1;
-  for (size_t i = 0; i < s->m->n_disks; i++)
-    s->m->disks[i].cbt.enabled = true;
-  v2k_session_step (s, PHASE_CBT, STEP_DONE);
-  if (v2k_session_save (s, err) == -1)
-    return -1;
-  bool on = strcmp (state, "poweredOn") == 0;
-  v2k_session_event (s, EV_INFO, NULL, "cbt.enabled",
-                     json_pack ("{s:s, s:s}", "power_state", state, "tracking_starts",
-                                on ? "at the next stun (the base snapshot)" : "now"));
-  printf ("CBT enabled on %s%s\n", s->m->source.vm.name,
-          on ? "; tracking starts at the next stun (the base snapshot)" : "");
-  return 0;
 }
 
 static int
@@ -295,7 +272,7 @@ cmd_cbt (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   long task_timeout = conn.task_timeout > 0 ? conn.task_timeout : 3600;
   if (v2k_session_open (g, command, writes, &conn, &s, err) == 0) {
     if (strcmp (sub, "enable") == 0)
-      rc = cbt_enable (&s, task_timeout, err);
+      rc = v2k_step_cbt_enable (&s, task_timeout, stdout, err);
     else if (strcmp (sub, "reset") == 0)
       rc = cbt_reset (&s, force, task_timeout, err);
     else if (strcmp (sub, "status") == 0)

@@ -13,10 +13,10 @@
 
 #include "cmd.h"
 #include "session.h"
+#include "steps.h"
 #include "../util/cleanup.h"
 #include "../util/fsutil.h"
 #include "../util/spawn.h"
-#include "../vsphere/snapshot.h"
 
 static void
 cleanup_help (FILE *out)
@@ -40,51 +40,6 @@ cleanup_help (FILE *out)
 }
 
 enum { OPT_KEEP_WORKDIR = OPT_CONN_LAST, OPT_KEEP_SNAPSHOTS };
-
-static int
-remove_snapshots (struct v2k_session *s, long timeout, int *removed, struct v2k_error *err)
-{
-  struct v2k_manifest *m = s->m;
-  for (size_t i = 0; i < m->n_snapshots; i++) {
-    struct v2k_snapshot *snap = &m->snapshots[i];
-    if (snap->removed)
-      continue;
-    if (v2k_snapshot_remove (s->soap, snap->moref, (int) timeout, err) == -1) {
-      if (strcmp (v2k_soap_last_fault (s->soap)->name, "ManagedObjectNotFound") != 0)
-        return -1;
-      memset (err, 0, sizeof *err);
-    }
-    else
-      (*removed)++;
-    snap->removed = true;
-    if (v2k_session_save (s, err) == -1)
-      return -1;
-    v2k_session_event (s, EV_INFO, NULL, "snapshot.removed",
-                       json_pack ("{s:s, s:s}", "moref", snap->moref, "name", snap->name));
-  }
-  /* Snapshots an interrupted command took but never recorded: found by this
-   * run's name prefix, removed by their moref. */
-  CLEANUP_FREE char *prefix = NULL;
-  if (asprintf (&prefix, "ablestack-v2k-%s-", m->run.id) < 0)
-    return -1;
-  char **names = NULL, **morefs = NULL;
-  if (v2k_snapshot_list_prefixed (s->soap, m->source.vm.moref, prefix, &names, &morefs, err) == -1)
-    return -1;
-  int rc = 0;
-  for (size_t i = 0; morefs && morefs[i]; i++) {
-    if (v2k_snapshot_remove (s->soap, morefs[i], (int) timeout, err) == -1) {
-      rc = -1;
-      break;
-    }
-    (*removed)++;
-    v2k_session_event (s, EV_INFO, NULL, "snapshot.removed",
-                       json_pack ("{s:s, s:s, s:b}", "moref", morefs[i], "name", names[i],
-                                  "unrecorded", 1));
-  }
-  v2k_strv_free (names);
-  v2k_strv_free (morefs);
-  return rc;
-}
 
 int
 cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
@@ -130,7 +85,7 @@ cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   stopped = s.stale_helpers;
   if (!keep_snapshots) {
     if (v2k_session_connect (&s, &conn, err) == -1 ||
-        remove_snapshots (&s, conn.task_timeout > 0 ? conn.task_timeout : 3600, &removed, err) == -1)
+        v2k_step_remove_snapshots (&s, conn.task_timeout > 0 ? conn.task_timeout : 3600, &removed, err) == -1)
       goto out;
   }
   char now[32];

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cmd.h"
+#include "steps.h"
 #include "../config.h"
 #include "../state/events.h"
 #include "../state/manifest.h"
@@ -31,32 +32,12 @@ init_help (FILE *out)
            "targets and creates the workdir (default /var/lib/ablestack-v2k/<vm>/<run_id>/,\n"
            "or --workdir). Prints the workdir path. No credentials are stored.\n"
            "\n"
-           "  --vm SPEC               vm-123, an inventory path DC/vm/folder/name, or a name\n"
-           "  --dst DIR               where file targets go by default (<dst>/<vm>-disk<N>.<fmt>)\n"
-           "  --workdir-root DIR      create the workdir under DIR instead of /var/lib/ablestack-v2k\n"
-           "  --target-format F       qcow2 (default) or raw\n"
-           "  --target-storage S      file (default), block or rbd\n"
-           "  --target-map DISK=PATH  per disk (id like scsi0:0); required for block (/dev/…)\n"
-           "                          and rbd (rbd:pool/image). Repeatable\n"
-           "  --transport T           vddk (default), file or nbd\n"
-           "  --vddk-libdir DIR       the VDDK install (or VDDK_LIBDIR)\n"
-           "  --vddk-thumbprint TP    ESXi thumbprint for VDDK (default: the host's, from vSphere)\n"
-           "  --vddk-transports LIST  VDDK transport modes (default nbdssl:nbd)\n"
-           "  --datastore-map NAME=DIR  a datastore reachable at DIR, for --transport file. Repeatable\n"
-           "  --source-nbd URI        for --transport nbd (experts and tests); {key} in it\n"
-           "                          becomes each disk's device key\n"
-           "  --ceph-conf FILE        rbd storage: the Ceph configuration (default /etc/ceph/ceph.conf)\n"
-           "  --ceph-id ID            rbd storage: the client id (default admin)\n"
+           V2K_INIT_HELP
            "  --json                  print {\"ok\":true,\"workdir\":…}\n"
            "  -h, --help\n"
            "\n" V2K_CONN_HELP);
 }
 
-enum {
-  OPT_VM = OPT_CONN_LAST, OPT_DST, OPT_ROOT, OPT_FORMAT, OPT_STORAGE, OPT_TMAP, OPT_TRANSPORT,
-  OPT_VDDK_LIBDIR, OPT_VDDK_TP, OPT_VDDK_TRANSPORTS, OPT_DSMAP, OPT_SOURCE_NBD, OPT_JSON,
-  OPT_CEPH_CONF, OPT_CEPH_ID,
-};
 
 static int
 enum_arg (const char *opt, const char *arg, const char *const *names, int *out,
@@ -125,106 +106,83 @@ init_phases (struct v2k_manifest *m)
   m->phases.init.finished = strdup (now);
 }
 
-int
-cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
+void
+v2k_init_opts_init (struct v2k_init_opts *o)
 {
-  static const struct option opts[] = {
-    V2K_CONN_OPTIONS,
-    { "vm", required_argument, NULL, OPT_VM },
-    { "dst", required_argument, NULL, OPT_DST },
-    { "workdir-root", required_argument, NULL, OPT_ROOT },
-    { "target-format", required_argument, NULL, OPT_FORMAT },
-    { "target-storage", required_argument, NULL, OPT_STORAGE },
-    { "target-map", required_argument, NULL, OPT_TMAP },
-    { "transport", required_argument, NULL, OPT_TRANSPORT },
-    { "vddk-libdir", required_argument, NULL, OPT_VDDK_LIBDIR },
-    { "vddk-thumbprint", required_argument, NULL, OPT_VDDK_TP },
-    { "vddk-transports", required_argument, NULL, OPT_VDDK_TRANSPORTS },
-    { "datastore-map", required_argument, NULL, OPT_DSMAP },
-    { "source-nbd", required_argument, NULL, OPT_SOURCE_NBD },
-    { "json", no_argument, NULL, OPT_JSON },
-    { "ceph-conf", required_argument, NULL, OPT_CEPH_CONF },
-    { "ceph-id", required_argument, NULL, OPT_CEPH_ID },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
-  struct v2k_conn_args conn = { 0 };
-  struct v2k_plan_args plan = { .format = FORMAT_QCOW2, .storage = STORAGE_FILE,
-                                .transport = TRANSPORT_VDDK };
-  const char *vm_spec = NULL, *root = V2K_WORKDIR_ROOT;
+  memset (o, 0, sizeof *o);
+  o->plan.format = FORMAT_QCOW2;
+  o->plan.storage = STORAGE_FILE;
+  o->plan.transport = TRANSPORT_VDDK;
+  o->root = V2K_WORKDIR_ROOT;
+}
+
+void
+v2k_init_opts_free (struct v2k_init_opts *o)
+{
+  free (o->plan.target_map);
+  free (o->plan.datastore_map);
+  o->plan.target_map = o->plan.datastore_map = NULL;
+}
+
+int
+v2k_init_getopt (int c, const char *arg, struct v2k_init_opts *o, struct v2k_error *err)
+{
+  struct v2k_plan_args *plan = &o->plan;
+  int r = 0;
+  switch (c) {
+  case OPT_INIT_VM: o->vm_spec = arg; break;
+  case OPT_INIT_DST: plan->dst = arg; break;
+  case OPT_INIT_ROOT: o->root = arg; break;
+  case OPT_INIT_FORMAT: r = enum_arg ("--target-format", arg, v2k_format_names, &plan->format, err); break;
+  case OPT_INIT_STORAGE: r = enum_arg ("--target-storage", arg, v2k_storage_names, &plan->storage, err); break;
+  case OPT_INIT_TRANSPORT: r = enum_arg ("--transport", arg, v2k_transport_names, &plan->transport, err); break;
+  case OPT_INIT_TMAP:
+  case OPT_INIT_DSMAP:
+    if (c == OPT_INIT_TMAP ? push (&plan->target_map, &plan->n_target_map, arg)
+        : push (&plan->datastore_map, &plan->n_datastore_map, arg)) {
+      v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+      return -1;
+    }
+    break;
+  case OPT_INIT_VDDK_LIBDIR: plan->vddk_libdir = arg; break;
+  case OPT_INIT_VDDK_TP: plan->vddk_thumbprint = arg; break;
+  case OPT_INIT_VDDK_TRANSPORTS: plan->vddk_transports = arg; break;
+  case OPT_INIT_SOURCE_NBD: plan->source_nbd = arg; break;
+  case OPT_INIT_CEPH_CONF: plan->ceph_conf = arg; break;
+  case OPT_INIT_CEPH_ID: plan->ceph_id = arg; break;
+  default: return 0;
+  }
+  return r == -1 ? -1 : 1;
+}
+
+int
+v2k_init_check (struct v2k_init_opts *o, struct v2k_error *err)
+{
+  if (!o->vm_spec || !*o->vm_spec) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "init needs --vm NAME|MOREF|INVENTORY/PATH");
+    return -1;
+  }
+  if (!o->plan.vddk_libdir)
+    o->plan.vddk_libdir = getenv ("VDDK_LIBDIR");
+  return v2k_plan_check_args (&o->plan, err);
+}
+
+int
+v2k_step_init (struct v2k_global *g, struct v2k_init_opts *o, struct v2k_conn_args *conn,
+               char **workdir_out, char **run_id_out, struct v2k_error *err)
+{
   struct v2k_soap *soap = NULL;
   struct v2k_manifest *m = NULL;
   struct v2k_inventory_report report = { 0 };
   char *moref = NULL, *path = NULL, *workdir = NULL;
-  int rc = -1, c;
-
-  optind = 0;
-  opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
-    int handled = v2k_conn_getopt (c, optarg, &conn, err);
-    if (handled == -1)
-      goto out;
-    if (handled)
-      continue;
-    switch (c) {
-    case OPT_VM: vm_spec = optarg; break;
-    case OPT_DST: plan.dst = optarg; break;
-    case OPT_ROOT: root = optarg; break;
-    case OPT_FORMAT:
-      if (enum_arg ("--target-format", optarg, v2k_format_names, &plan.format, err) == -1)
-        goto out;
-      break;
-    case OPT_STORAGE:
-      if (enum_arg ("--target-storage", optarg, v2k_storage_names, &plan.storage, err) == -1)
-        goto out;
-      break;
-    case OPT_TRANSPORT:
-      if (enum_arg ("--transport", optarg, v2k_transport_names, &plan.transport, err) == -1)
-        goto out;
-      break;
-    case OPT_TMAP:
-      if (push (&plan.target_map, &plan.n_target_map, optarg) == -1)
-        goto oom;
-      break;
-    case OPT_DSMAP:
-      if (push (&plan.datastore_map, &plan.n_datastore_map, optarg) == -1)
-        goto oom;
-      break;
-    case OPT_VDDK_LIBDIR: plan.vddk_libdir = optarg; break;
-    case OPT_VDDK_TP: plan.vddk_thumbprint = optarg; break;
-    case OPT_VDDK_TRANSPORTS: plan.vddk_transports = optarg; break;
-    case OPT_SOURCE_NBD: plan.source_nbd = optarg; break;
-    case OPT_CEPH_CONF: plan.ceph_conf = optarg; break;
-    case OPT_CEPH_ID: plan.ceph_id = optarg; break;
-    case OPT_JSON: g->json = true; break;
-    case 'h':
-      init_help (stdout);
-      rc = 0;
-      goto out;
-    default:
-      v2k_usage_error (err, "init", "%s", argv[optind - 1]);
-      goto out;
-    }
-  }
-  if (optind < argc) {
-    v2k_usage_error (err, "init", "unexpected argument '%s'", argv[optind]);
-    goto out;
-  }
-  if (!vm_spec || !*vm_spec) {
-    v2k_error_set (err, V2K_EXIT_USAGE, "init needs --vm NAME|MOREF|INVENTORY/PATH");
-    goto out;
-  }
-  if (!plan.vddk_libdir)
-    plan.vddk_libdir = getenv ("VDDK_LIBDIR");
-  if (v2k_plan_check_args (&plan, err) == -1)
-    goto out;
+  int rc = -1;
 
   struct v2k_vsphere_opts vopts;
-  if (v2k_conn_finish (&conn, &vopts, err) == -1)
+  if (v2k_conn_finish (conn, &vopts, err) == -1)
     goto out;
   if (!(soap = v2k_soap_connect (&vopts, err)))
     goto out;
-  if (v2k_vm_find (soap, vm_spec, &moref, &path, err) == -1)
+  if (v2k_vm_find (soap, o->vm_spec, &moref, &path, err) == -1)
     goto out;
   if (!(m = calloc (1, sizeof *m)))
     goto oom;
@@ -244,7 +202,7 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     v2k_error_set (err, V2K_EXIT_VSPHERE, "VM %s has no disks to migrate", m->source.vm.name);
     goto out;
   }
-  if (v2k_plan_apply (&plan, m, err) == -1)
+  if (v2k_plan_apply (&o->plan, m, err) == -1)
     goto out;
 
   char run_id[32], now[32];
@@ -258,7 +216,7 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     m->disks[i].cbt.enabled = false;
   init_phases (m);
 
-  if (create_workdir (g, root, m->source.vm.name, run_id, &workdir, err) == -1)
+  if (create_workdir (g, o->root, m->source.vm.name, run_id, &workdir, err) == -1)
     goto out;
   struct v2k_events ev = { .workdir = workdir, .run_id = run_id };
   if (vopts.insecure)
@@ -283,15 +241,10 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   for (size_t i = 0; i < report.nuser_snapshots; i++)
     fprintf (stderr, "ablestack_v2k: warning: VM %s already has snapshot '%s'\n",
              m->source.vm.name, report.user_snapshots[i]);
-  if (g->json) {
-    json_t *out = json_pack ("{s:b, s:s, s:s}", "ok", 1, "workdir", workdir, "run_id", run_id);
-    json_dumpf (out, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    fputc ('\n', stdout);
-    json_decref (out);
-  }
-  else
-    printf ("%s\n", workdir);
   memset (err, 0, sizeof *err);
+  *workdir_out = workdir;
+  workdir = NULL;
+  *run_id_out = strdup (run_id);
   rc = 0;
   goto out;
 
@@ -301,11 +254,70 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   v2k_inventory_report_free (&report);
   v2k_manifest_free (m);
   v2k_soap_close (soap);
-  v2k_conn_args_free (&conn);
-  free (plan.target_map);
-  free (plan.datastore_map);
   free (moref);
   free (path);
   free (workdir);
+  return rc;
+}
+
+enum { OPT_JSON = OPT_CONN_LAST };
+
+int
+cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
+{
+  static const struct option opts[] = {
+    V2K_CONN_OPTIONS,
+    V2K_INIT_OPTIONS,
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct v2k_conn_args conn = { 0 };
+  struct v2k_init_opts io;
+  char *workdir = NULL, *run_id = NULL;
+  int rc = -1, c;
+
+  v2k_init_opts_init (&io);
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+    int handled = v2k_conn_getopt (c, optarg, &conn, err);
+    if (handled == 0)
+      handled = v2k_init_getopt (c, optarg, &io, err);
+    if (handled == -1)
+      goto out;
+    if (handled)
+      continue;
+    switch (c) {
+    case OPT_JSON: g->json = true; break;
+    case 'h':
+      init_help (stdout);
+      rc = 0;
+      goto out;
+    default:
+      v2k_usage_error (err, "init", "%s", argv[optind - 1]);
+      goto out;
+    }
+  }
+  if (optind < argc) {
+    v2k_usage_error (err, "init", "unexpected argument '%s'", argv[optind]);
+    goto out;
+  }
+  if (v2k_init_check (&io, err) == -1 || v2k_step_init (g, &io, &conn, &workdir, &run_id, err) == -1)
+    goto out;
+  if (g->json) {
+    json_t *o = json_pack ("{s:b, s:s, s:s}", "ok", 1, "workdir", workdir, "run_id", run_id);
+    json_dumpf (o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fputc ('\n', stdout);
+    json_decref (o);
+  }
+  else
+    printf ("%s\n", workdir);
+  rc = 0;
+ out:
+  v2k_init_opts_free (&io);
+  v2k_conn_args_free (&conn);
+  free (workdir);
+  free (run_id);
   return rc == 0 ? 0 : err->code ? err->code : V2K_EXIT_INTERNAL;
 }

@@ -170,6 +170,22 @@ static const struct jm_field snapshot_fields[] = {
 };
 static const struct jm_schema snapshot_schema = JM_SCHEMA (struct v2k_snapshot, snapshot_fields);
 
+static const struct jm_field cutover_fields[] = {
+  OS (struct v2k_cutover_record, shutdown), OS (struct v2k_cutover_record, powered_off),
+  I (struct v2k_cutover_record, shutdown_ms), I (struct v2k_cutover_record, final_sync_ms),
+  B (struct v2k_cutover_record, defined), B (struct v2k_cutover_record, started),
+  B (struct v2k_cutover_record, snapshots_removed),
+};
+static const struct jm_schema cutover_schema = JM_SCHEMA (struct v2k_cutover_record, cutover_fields);
+
+static const struct jm_field forecast_fields[] = {
+  I (struct v2k_forecast, round), I (struct v2k_forecast, last_round_bytes),
+  I (struct v2k_forecast, rate_bps), I (struct v2k_forecast, snapshot_ms),
+  I (struct v2k_forecast, predicted_final_ms), I (struct v2k_forecast, downtime_target_ms),
+  B (struct v2k_forecast, ready), OS (struct v2k_forecast, decided),
+};
+static const struct jm_schema forecast_schema = JM_SCHEMA (struct v2k_forecast, forecast_fields);
+
 static const struct jm_field manifest_fields[] = {
   S (struct v2k_manifest, schema),
   JM_SUBFIELD (struct v2k_manifest, run, JM_OBJ, true, run_schema),
@@ -182,6 +198,8 @@ static const struct jm_field manifest_fields[] = {
   JM_ENUMFIELD (struct v2k_manifest, phase, true, v2k_phase_names),
   JM_SUBFIELD (struct v2k_manifest, phases, JM_OBJ, true, phases_schema),
   I (struct v2k_manifest, incr_rounds),
+  JM_SUBFIELD (struct v2k_manifest, cutover, JM_OBJ, false, cutover_schema),
+  JM_SUBFIELD (struct v2k_manifest, forecast, JM_OBJ, false, forecast_schema),
   JM_SUBFIELD (struct v2k_manifest, last_error, JM_OPTOBJ, false, error_record_schema),
 };
 static const struct jm_schema manifest_schema = JM_SCHEMA (struct v2k_manifest, manifest_fields);

@@ -213,6 +213,29 @@ struct v2k_snapshot {
   size_t n_disks;
 };
 
+/* What cutover has done, so that a re-run continues from the next step. */
+struct v2k_cutover_record {
+  char *shutdown;      /* the policy used: guest, poweroff, manual */
+  char *powered_off;   /* when the source was first seen powered off */
+  int64_t shutdown_ms; /* from the shutdown request to poweredOff */
+  int64_t final_sync_ms;
+  bool defined;        /* the domain is defined (target.libvirt has its uuid) */
+  bool started;
+  bool snapshots_removed;
+};
+
+/* run's downtime forecast after each incremental round. */
+struct v2k_forecast {
+  int64_t round;                /* incremental rounds run has measured */
+  int64_t last_round_bytes;     /* bytes the last round copied */
+  int64_t rate_bps;             /* the copy rate measured over the last rounds */
+  int64_t snapshot_ms;          /* snapshot create + remove overhead, measured */
+  int64_t predicted_final_ms;   /* the predicted final sync, snapshot included */
+  int64_t downtime_target_ms;
+  bool ready;                   /* the prediction met the target */
+  char *decided;                /* when the prediction last changed */
+};
+
 struct v2k_manifest {
   char *schema;
   struct v2k_run run;
@@ -228,6 +251,8 @@ struct v2k_manifest {
   int phase;           /* enum v2k_phase */
   struct v2k_phases phases;
   int64_t incr_rounds;
+  struct v2k_cutover_record cutover;
+  struct v2k_forecast forecast;
   struct v2k_error_record *last_error;
 };
 

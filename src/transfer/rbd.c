@@ -361,3 +361,92 @@ v2k_rbd_open (const char *spec, const char *name, const struct v2k_rbd_conn *c,
   v2k_endpoint_close (ep);
   return NULL;
 }
+
+/* One mon_host entry: "[v2:h:p,v1:h:p]", "v1:h:p", "h:p" or "h". Appends
+ * its v1 address (else its only one) as host:port. */
+static int
+monitor_add (const char *entry, char ***mons, size_t *n)
+{
+  char buf[512], *pick = NULL;
+  snprintf (buf, sizeof buf, "%s", entry);
+  char *save = NULL;
+  for (char *a = strtok_r (buf, "[],", &save); a; a = strtok_r (NULL, "[],", &save)) {
+    if (strncmp (a, "v1:", 3) == 0) {
+      pick = a + 3;
+      break;
+    }
+    if (!pick)
+      pick = strncmp (a, "v2:", 3) == 0 ? a + 3 : a;
+  }
+  if (!pick || !*pick)
+    return 0;
+  char *slash = strchr (pick, '/');   /* "h:p/nonce" */
+  if (slash)
+    *slash = '\0';
+  char **v = realloc (*mons, (*n + 2) * sizeof *v);
+  if (!v)
+    return -1;
+  *mons = v;
+  char *mon = NULL;
+  if (strchr (pick, ':'))
+    mon = strdup (pick);
+  else if (asprintf (&mon, "%s:6789", pick) < 0)
+    mon = NULL;
+  if (!mon)
+    return -1;
+  v[(*n)++] = mon;
+  v[*n] = NULL;
+  return 0;
+}
+
+int
+v2k_rbd_monitors (const struct v2k_rbd_conn *c, char ***mons, size_t *n, struct v2k_error *err)
+{
+  const char *conf = c->conf ? c->conf : "/etc/ceph/ceph.conf";
+  rados_t cluster;
+  *mons = NULL;
+  *n = 0;
+  if (rados_create (&cluster, c->id ? c->id : "admin") < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "cannot create a Ceph client");
+    return -1;
+  }
+  char val[4096] = "";
+  int r = rados_conf_read_file (cluster, conf);
+  if (r < 0) {
+    rados_shutdown (cluster);
+    v2k_error_set (err, V2K_EXIT_TARGET, "reading Ceph configuration %s: %s", conf, strerror (-r));
+    return -1;
+  }
+  r = rados_conf_get (cluster, "mon_host", val, sizeof val);
+  rados_shutdown (cluster);
+  if (r < 0 || !val[0]) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "%s names no monitors (mon_host)", conf);
+    return -1;
+  }
+  /* Entries are separated by commas or spaces outside brackets. */
+  char entry[512];
+  size_t len = 0;
+  int depth = 0;
+  for (const char *p = val;; p++) {
+    bool end = *p == '\0' || (depth == 0 && (*p == ',' || *p == ' ' || *p == ';'));
+    if (end) {
+      entry[len] = '\0';
+      if (len && monitor_add (entry, mons, n) == -1) {
+        v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+        return -1;
+      }
+      len = 0;
+      if (!*p)
+        break;
+      continue;
+    }
+    depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+    if (len + 1 < sizeof entry)
+      entry[len++] = *p;
+  }
+  if (*n == 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "%s names no monitors (mon_host)", conf);
+    return -1;
+  }
+  return 0;
+}

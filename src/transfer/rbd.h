@@ -23,4 +23,10 @@ int v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t siz
 struct v2k_endpoint *v2k_rbd_open (const char *spec, const char *name,
                                    const struct v2k_rbd_conn *c, struct v2k_error *err);
 
+/* The monitors of the cluster in C's configuration as "host:port" strings
+ * (the v1 address of each where it has one), for libvirt's RBD disks.
+ * *MONS is a NULL-terminated array to free with v2k_strv_free. */
+int v2k_rbd_monitors (const struct v2k_rbd_conn *c, char ***mons, size_t *n,
+                      struct v2k_error *err);
+
 #endif

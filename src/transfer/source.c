@@ -95,7 +95,7 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
       asprintf (&password, "password=-%d", pfd[0]) < 0 ||
       asprintf (&thumb, "thumbprint=%s", m->transport.vddk_thumbprint ? m->transport.vddk_thumbprint : "") < 0 ||
       asprintf (&vm, "vm=moref=%s", m->source.vm.moref) < 0 ||
-      asprintf (&snap, "snapshot=%s", a->snapshot) < 0 ||
+      (a->snapshot && asprintf (&snap, "snapshot=%s", a->snapshot) < 0) ||
       asprintf (&file, "file=%s", a->file_name) < 0 ||
       asprintf (&transports, "transports=%s", m->transport.vddk_transports ? m->transport.vddk_transports : "nbdssl:nbd") < 0) {
     close (pfd[0]);
@@ -120,8 +120,10 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
     args[n++] = script;
   const char *params[] = { libdir, server, user, password, thumb, vm, snap, file, transports,
                            cfgarg, "maxdata=2M", "retries=5" };
+  /* Without a snapshot (verify after cutover), VDDK opens the VM's own disk. */
   for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
-    args[n++] = params[i];
+    if (params[i])
+      args[n++] = params[i];
   if (port)
     args[n++] = port;
   args[n] = NULL;

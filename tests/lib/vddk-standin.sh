@@ -25,7 +25,7 @@ case "\$1" in
       *) echo "unknown vddk parameter \$2" >&2; exit 1 ;;
     esac ;;
   config_complete)
-    for k in libdir server user thumbprint vm snapshot file transports config; do
+    for k in libdir server user thumbprint vm file transports config; do
       [ -s "\$tmpdir/\$k" ] || { echo "missing \$k" >&2; exit 1; }
     done
     [ "\$(cat "\$ev/password" 2>/dev/null)" = ok ] || { echo "wrong password" >&2; exit 1; }

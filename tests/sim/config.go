@@ -38,6 +38,7 @@ type vmSpec struct {
 	memoryMB       int64
 	tools          bool
 	folder         string
+	shutdownDelay  int // seconds ShutdownGuest takes to power off; -1: the guest ignores it
 }
 
 type faultSpec struct {
@@ -275,7 +276,7 @@ func parseArgs(args []string) (*config, error) {
 				c.vms = append(c.vms, cur)
 			}
 		case "--disk", "--nic", "--firmware", "--guest-id", "--power", "--cpus",
-			"--cores-per-socket", "--memory", "--folder":
+			"--cores-per-socket", "--memory", "--folder", "--shutdown-delay":
 			var vm *vmSpec
 			if vm, err = needVM(flag); err != nil {
 				break
@@ -353,6 +354,16 @@ func (vm *vmSpec) set(flag, s string) error {
 		vm.guestID = s
 	case "--folder":
 		vm.folder = s
+	case "--shutdown-delay":
+		if s == "never" {
+			vm.shutdownDelay = -1
+			break
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("--shutdown-delay: seconds or never")
+		}
+		vm.shutdownDelay = n
 	case "--power":
 		if s != "on" && s != "off" {
 			return fmt.Errorf("--power: on or off")

@@ -136,7 +136,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.passThrough(w, r, body)
-	case *types.PowerOnVM_Task, *types.PowerOffVM_Task, *types.ShutdownGuest:
+	case *types.ShutdownGuest:
+		f.shutdownGuest(w, r, body, method.This)
+	case *types.PowerOnVM_Task, *types.PowerOffVM_Task:
 		f.passThrough(w, r, body)
 		f.syncToolsState(method.This)
 	default:
@@ -404,6 +406,51 @@ func (f *front) afterSnapshotRemoval() {
 			_ = os.Remove(sd.frozenDescriptor)
 		}
 		delete(f.cbt.snapshots, ref)
+	}
+}
+
+// shutdownGuest answers as vSphere does: ToolsUnavailable when VMware Tools
+// are not running in a powered-on guest; otherwise the guest powers off at
+// once, after its --shutdown-delay, or never.
+func (f *front) shutdownGuest(w http.ResponseWriter, r *http.Request, body []byte, ref types.ManagedObjectReference) {
+	vm := vmByRef(ref)
+	if vm == nil {
+		f.passThrough(w, r, body)
+		return
+	}
+	var on, tools bool
+	simulator.Map.WithLock(vm, func() {
+		on = vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn
+		tools = vm.Guest.ToolsRunningStatus == string(types.VirtualMachineToolsRunningStatusGuestToolsRunning)
+	})
+	if on && !tools {
+		writeFault(w, "ToolsUnavailable",
+			"Cannot complete operation because VMware Tools is not running in this virtual machine.", "")
+		return
+	}
+	spec := f.inv.specs[ref.Value]
+	if !on || spec == nil || spec.shutdownDelay == 0 {
+		f.passThrough(w, r, body)
+		f.syncToolsState(ref)
+		return
+	}
+	writeSOAP(w, http.StatusOK, `<ShutdownGuestResponse xmlns="urn:vim25"></ShutdownGuestResponse>`)
+	if spec.shutdownDelay > 0 {
+		go func() {
+			time.Sleep(time.Duration(spec.shutdownDelay) * time.Second)
+			simulator.Map.WithLock(vm, func() {
+				if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOff {
+					return
+				}
+				vm.Runtime.PowerState = types.VirtualMachinePowerStatePoweredOff
+				vm.Summary.Runtime.PowerState = types.VirtualMachinePowerStatePoweredOff
+				simulator.Map.Update(vm, []types.PropertyChange{
+					{Name: "runtime.powerState", Val: types.VirtualMachinePowerStatePoweredOff},
+					{Name: "summary.runtime.powerState", Val: types.VirtualMachinePowerStatePoweredOff},
+				})
+			})
+			f.syncToolsState(ref)
+		}()
 	}
 }
 

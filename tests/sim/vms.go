@@ -234,6 +234,7 @@ type inventory struct {
 	vms      []vmInfo
 	flatByVM map[string]map[int32]string // moref -> disk key -> flat file
 	thick    map[string]bool             // flat file -> thick provisioned
+	specs    map[string]*vmSpec          // moref -> the flags it was made from
 }
 
 func ensureNetworks(ctx context.Context, c *vim25.Client, host *object.HostSystem, specs []*vmSpec) error {
@@ -285,7 +286,7 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 		return nil, err
 	}
 	inv := &inventory{dsDirs: map[string]string{}, hostRef: host.Reference(),
-		flatByVM: map[string]map[int32]string{}, thick: map[string]bool{}}
+		flatByVM: map[string]map[int32]string{}, thick: map[string]bool{}, specs: map[string]*vmSpec{}}
 	for _, ref := range simulator.Map.All("Datastore") {
 		ds := ref.(*simulator.Datastore)
 		inv.dsDirs[ds.Name] = ds.Info.GetDatastoreInfo().Url
@@ -355,6 +356,7 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 			}
 		}
 		inv.flatByVM[ref.Value] = flats
+		inv.specs[ref.Value] = vs
 		simulator.Map.WithLock(vmObj, func() {
 			if vs.tools {
 				vmObj.Guest.ToolsStatus = types.VirtualMachineToolsStatusToolsOk
@@ -371,6 +373,11 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 			}
 			if err != nil {
 				return nil, fmt.Errorf("vm %s power on: %v", vs.name, err)
+			}
+			if vs.tools {
+				simulator.Map.WithLock(vmObj, func() {
+					vmObj.Guest.ToolsRunningStatus = string(types.VirtualMachineToolsRunningStatusGuestToolsRunning)
+				})
 			}
 		}
 		inv.vms = append(inv.vms, info)

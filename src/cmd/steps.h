@@ -1,0 +1,202 @@
+/* The pipeline's steps on an open session. The step commands (cbt,
+ * snapshot, sync, verify, cleanup) parse their options and call one of
+ * these; cutover and run call several in a row on one session, with one
+ * lock and one vCenter login. Steps do not print unless given OUT. */
+#ifndef V2K_CMD_STEPS_H
+#define V2K_CMD_STEPS_H
+
+#include <stdio.h>
+#include "session.h"
+#include "../state/plan.h"
+
+/* init: its options, shared with run. */
+enum {
+  OPT_INIT_VM = 1400, OPT_INIT_DST, OPT_INIT_ROOT, OPT_INIT_FORMAT, OPT_INIT_STORAGE, OPT_INIT_TMAP,
+  OPT_INIT_TRANSPORT, OPT_INIT_VDDK_LIBDIR, OPT_INIT_VDDK_TP, OPT_INIT_VDDK_TRANSPORTS,
+  OPT_INIT_DSMAP, OPT_INIT_SOURCE_NBD, OPT_INIT_CEPH_CONF, OPT_INIT_CEPH_ID,
+};
+#define V2K_INIT_OPTIONS \
+  { "vm", required_argument, NULL, OPT_INIT_VM }, \
+  { "dst", required_argument, NULL, OPT_INIT_DST }, \
+  { "workdir-root", required_argument, NULL, OPT_INIT_ROOT }, \
+  { "target-format", required_argument, NULL, OPT_INIT_FORMAT }, \
+  { "target-storage", required_argument, NULL, OPT_INIT_STORAGE }, \
+  { "target-map", required_argument, NULL, OPT_INIT_TMAP }, \
+  { "transport", required_argument, NULL, OPT_INIT_TRANSPORT }, \
+  { "vddk-libdir", required_argument, NULL, OPT_INIT_VDDK_LIBDIR }, \
+  { "vddk-thumbprint", required_argument, NULL, OPT_INIT_VDDK_TP }, \
+  { "vddk-transports", required_argument, NULL, OPT_INIT_VDDK_TRANSPORTS }, \
+  { "datastore-map", required_argument, NULL, OPT_INIT_DSMAP }, \
+  { "source-nbd", required_argument, NULL, OPT_INIT_SOURCE_NBD }, \
+  { "ceph-conf", required_argument, NULL, OPT_INIT_CEPH_CONF }, \
+  { "ceph-id", required_argument, NULL, OPT_INIT_CEPH_ID }
+#define V2K_INIT_HELP \
+  "  --vm SPEC               vm-123, an inventory path DC/vm/folder/name, or a name\n" \
+  "  --dst DIR               where file targets go by default (<dst>/<vm>-disk<N>.<fmt>)\n" \
+  "  --workdir-root DIR      create the workdir under DIR instead of /var/lib/ablestack-v2k\n" \
+  "  --target-format F       qcow2 (default) or raw\n" \
+  "  --target-storage S      file (default), block or rbd\n" \
+  "  --target-map DISK=PATH  per disk (id like scsi0:0); required for block (/dev/…)\n" \
+  "                          and rbd (rbd:pool/image). Repeatable\n" \
+  "  --transport T           vddk (default), file or nbd\n" \
+  "  --vddk-libdir DIR       the VDDK install (or VDDK_LIBDIR)\n" \
+  "  --vddk-thumbprint TP    ESXi thumbprint for VDDK (default: the host's, from vSphere)\n" \
+  "  --vddk-transports LIST  VDDK transport modes (default nbdssl:nbd)\n" \
+  "  --datastore-map NAME=DIR  a datastore reachable at DIR, for --transport file. Repeatable\n" \
+  "  --source-nbd URI        for --transport nbd (experts and tests); {key} in it\n" \
+  "                          becomes each disk's device key\n" \
+  "  --ceph-conf FILE        rbd storage: the Ceph configuration (default /etc/ceph/ceph.conf)\n" \
+  "  --ceph-id ID            rbd storage: the client id (default admin)\n"
+
+struct v2k_init_opts {
+  const char *vm_spec, *root;
+  struct v2k_plan_args plan;
+};
+void v2k_init_opts_init (struct v2k_init_opts *o);
+void v2k_init_opts_free (struct v2k_init_opts *o);
+int v2k_init_getopt (int c, const char *arg, struct v2k_init_opts *o, struct v2k_error *err);
+/* Checks the options that need no vCenter. */
+int v2k_init_check (struct v2k_init_opts *o, struct v2k_error *err);
+/* Reads the inventory, plans the targets and creates the workdir (G->workdir,
+ * else one under the root); *WORKDIR and *RUN_ID are to be freed. */
+int v2k_step_init (struct v2k_global *g, struct v2k_init_opts *o, struct v2k_conn_args *conn,
+                   char **workdir, char **run_id, struct v2k_error *err);
+
+/* cbt enable */
+int v2k_step_cbt_enable (struct v2k_session *s, long task_timeout, FILE *out,
+                         struct v2k_error *err);
+
+/* snapshot base|incr|final */
+struct v2k_snapshot_opts {
+  int kind;                 /* enum v2k_snapshot_kind */
+  const char *name;         /* NULL: ablestack-v2k-<run_id>-<kind>-<seq> */
+  bool quiesce;
+  bool allow_running;       /* final while the VM is on */
+  bool reuse_unsynced;      /* return this run's unsynced snapshot of KIND instead of refusing */
+  long task_timeout;
+};
+int v2k_step_snapshot (struct v2k_session *s, const struct v2k_snapshot_opts *o,
+                       const struct v2k_snapshot **snap, bool *adopted, struct v2k_error *err);
+
+/* The snapshot as JSON: moref, name, kind, seq, disks (id, key, change_id, file_name). */
+json_t *v2k_snapshot_json (const struct v2k_snapshot *snap, const struct v2k_manifest *m);
+
+/* sync base|incr|final: the tuning options, shared with cutover and run. */
+enum {
+  OPT_SYNC_FULL = 1100, OPT_SYNC_JOBS, OPT_SYNC_REQ, OPT_SYNC_INFLIGHT, OPT_SYNC_GAP,
+  OPT_SYNC_CONNS, OPT_SYNC_FORCE_BLOCK, OPT_SYNC_CHECKPOINT, OPT_SYNC_CEPH_CONF,
+  OPT_SYNC_CEPH_ID, OPT_SYNC_CEPH_TIMEOUT,
+};
+#define V2K_SYNC_TUNING_OPTIONS \
+  { "jobs", required_argument, NULL, OPT_SYNC_JOBS }, \
+  { "request-size", required_argument, NULL, OPT_SYNC_REQ }, \
+  { "max-inflight", required_argument, NULL, OPT_SYNC_INFLIGHT }, \
+  { "coalesce-gap", required_argument, NULL, OPT_SYNC_GAP }, \
+  { "connections", required_argument, NULL, OPT_SYNC_CONNS }, \
+  { "force-block-device", no_argument, NULL, OPT_SYNC_FORCE_BLOCK }, \
+  { "checkpoint-interval", required_argument, NULL, OPT_SYNC_CHECKPOINT }, \
+  { "ceph-conf", required_argument, NULL, OPT_SYNC_CEPH_CONF }, \
+  { "ceph-id", required_argument, NULL, OPT_SYNC_CEPH_ID }, \
+  { "ceph-timeout", required_argument, NULL, OPT_SYNC_CEPH_TIMEOUT }
+#define V2K_SYNC_TUNING_HELP \
+  "Copy tuning:\n" \
+  "  --jobs N             disks copied at once (default min(disks, 4))\n" \
+  "  --request-size N     bytes per request (default 2M for vddk, else 1M)\n" \
+  "  --max-inflight N     bytes in flight per disk (default 64M)\n" \
+  "  --coalesce-gap N     join areas less than N apart (default 64K)\n" \
+  "  --connections N      NBD connections per server (default 4)\n" \
+  "  --checkpoint-interval SEC  base: flush and record a resume point this often\n" \
+  "                       (default 2)\n" \
+  "  --force-block-device skip the signature check of block targets\n" \
+  "  --ceph-conf FILE     rbd: the Ceph configuration (default: init's, else\n" \
+  "                       /etc/ceph/ceph.conf)\n" \
+  "  --ceph-id ID         rbd: the client id (default: init's, else admin)\n" \
+  "  --ceph-timeout SEC   rbd: give up reaching the monitors after SEC (default 10)\n"
+
+struct v2k_sync_opts {
+  bool full, force_block;
+  int64_t jobs, request_size, max_inflight, coalesce_gap, connections, ceph_timeout;
+  double checkpoint;
+  const char *ceph_conf, *ceph_id;
+};
+void v2k_sync_opts_init (struct v2k_sync_opts *o);
+/* 1 if C was a sync option, 0 if not, -1 on a bad value. */
+int v2k_sync_getopt (int c, const char *arg, struct v2k_sync_opts *o, struct v2k_error *err);
+int v2k_step_sync (struct v2k_session *s, const struct v2k_conn_args *conn, int kind,
+                   const struct v2k_sync_opts *o, bool progress_bar, struct v2k_error *err);
+
+/* verify: with KIND < 0, the latest snapshot still on vCenter, or, when
+ * none is left after a cutover, the powered-off VM's own disks. */
+struct v2k_verify_opts {
+  int64_t samples;          /* 0: every chunk */
+  int kind;
+};
+int v2k_step_verify (struct v2k_session *s, const struct v2k_conn_args *conn,
+                     const struct v2k_verify_opts *o, FILE *out, struct v2k_error *err);
+
+/* Removes this run's snapshots: recorded ones by moref, then unrecorded ones
+ * found by this run's name prefix. *REMOVED counts them. */
+int v2k_step_remove_snapshots (struct v2k_session *s, long task_timeout, int *removed,
+                               struct v2k_error *err);
+
+/* cutover: its options, shared with run. */
+enum { SHUTDOWN_GUEST, SHUTDOWN_POWEROFF, SHUTDOWN_MANUAL };
+extern const char *const v2k_shutdown_names[];   /* "guest", "poweroff", "manual" */
+enum {
+  OPT_CUT_SHUTDOWN = 1200, OPT_CUT_SHUTDOWN_TIMEOUT, OPT_CUT_FORCE_POWEROFF, OPT_CUT_DEFINE_ONLY,
+  OPT_CUT_START, OPT_CUT_LIBVIRT_URI, OPT_CUT_NAME, OPT_CUT_DISK_BUS, OPT_CUT_NIC_MODEL,
+  OPT_CUT_NET_MAP, OPT_CUT_NET_DEFAULT, OPT_CUT_KEEP_SNAPSHOTS, OPT_CUT_RBD_SECRET,
+};
+#define V2K_CUTOVER_OPTIONS \
+  { "shutdown", required_argument, NULL, OPT_CUT_SHUTDOWN }, \
+  { "shutdown-timeout", required_argument, NULL, OPT_CUT_SHUTDOWN_TIMEOUT }, \
+  { "force-poweroff", no_argument, NULL, OPT_CUT_FORCE_POWEROFF }, \
+  { "define-only", no_argument, NULL, OPT_CUT_DEFINE_ONLY }, \
+  { "start", no_argument, NULL, OPT_CUT_START }, \
+  { "libvirt-uri", required_argument, NULL, OPT_CUT_LIBVIRT_URI }, \
+  { "name", required_argument, NULL, OPT_CUT_NAME }, \
+  { "disk-bus", required_argument, NULL, OPT_CUT_DISK_BUS }, \
+  { "nic-model", required_argument, NULL, OPT_CUT_NIC_MODEL }, \
+  { "net-map", required_argument, NULL, OPT_CUT_NET_MAP }, \
+  { "net-default", required_argument, NULL, OPT_CUT_NET_DEFAULT }, \
+  { "keep-snapshots", no_argument, NULL, OPT_CUT_KEEP_SNAPSHOTS }, \
+  { "libvirt-rbd-secret", required_argument, NULL, OPT_CUT_RBD_SECRET }
+#define V2K_CUTOVER_HELP \
+  "Cutover:\n" \
+  "  --shutdown guest|poweroff|manual  how the source stops (default guest: a\n" \
+  "                       guest shutdown through VMware Tools)\n" \
+  "  --shutdown-timeout SEC  wait this long for the guest (default 300)\n" \
+  "  --force-poweroff     power off when the guest shutdown times out\n" \
+  "  --define-only        define the domain without starting it (the default)\n" \
+  "  --start              start the domain once defined\n" \
+  "  --libvirt-uri URI    (default LIBVIRT_DEFAULT_URI, else qemu:///system)\n" \
+  "  --name NAME          the domain's name (default the source VM's)\n" \
+  "  --disk-bus sata|virtio|virtio-scsi  (default sata: boots without virtio drivers)\n" \
+  "  --nic-model e1000e|virtio  (default e1000e: works without virtio drivers)\n" \
+  "  --net-map 'VMWARE NET=bridge:BR|network:NET'  per source network. Repeatable\n" \
+  "  --net-default bridge:BR|network:NET  for networks without a --net-map\n" \
+  "  --libvirt-rbd-secret UUID  the libvirt secret holding the cephx key (rbd)\n" \
+  "  --keep-snapshots     leave this run's snapshots on vCenter\n"
+
+struct v2k_cutover_opts {
+  int shutdown;              /* SHUTDOWN_* */
+  int64_t shutdown_timeout;
+  bool force_poweroff, define_only, start, keep_snapshots;
+  const char *libvirt_uri, *name, *net_default, *rbd_secret;
+  int disk_bus, nic_model;   /* enum v2k_disk_bus / v2k_nic_model */
+  const char **net_map;
+  size_t n_net_map;
+};
+void v2k_cutover_opts_init (struct v2k_cutover_opts *o);
+void v2k_cutover_opts_free (struct v2k_cutover_opts *o);
+int v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v2k_error *err);
+
+/* Shutdown, final snapshot and sync, domain XML, define (and start), then
+ * this run's snapshots removed. Each finished step is recorded, so a re-run
+ * continues from the step that failed. *RESULT (may be NULL) gets a JSON
+ * summary. */
+int v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
+                      const struct v2k_cutover_opts *o, const struct v2k_sync_opts *so,
+                      bool progress_bar, FILE *out, json_t **result, struct v2k_error *err);
+
+#endif
