@@ -26,6 +26,7 @@ static const struct command commands[] = {
   { "cutover", cmd_cutover, "stop the source, copy the final delta, define the libvirt domain" },
   { "verify", cmd_verify, "compare every target with the snapshot it was synced from" },
   { "cleanup", cmd_cleanup, "stop this run's helpers and remove this run's snapshots" },
+  { "run", cmd_run, "the whole migration in one command, cutting over when the delta is small" },
   { "copy", cmd_copy, "copy between NBD servers or image files with the engine (plumbing)" },
   { "status", cmd_status, "show a run's phase, per-disk progress and recent events" },
 };

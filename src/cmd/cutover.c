@@ -401,6 +401,12 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
   if (final_sync (s, conn, so, progress_bar, out, err) == -1)
     goto out;
   s->phase = PHASE_CUTOVER;
+  /* A started guest writes to the targets: compare them before that. */
+  if (o->verify && !m->cutover.defined) {
+    if (v2k_step_verify (s, conn, o->verify, out, err) == -1)
+      goto out;
+    s->phase = PHASE_CUTOVER;
+  }
   if (write_xml (s, &p, err) == -1)
     goto out;
   if (!m->cutover.defined || !p.exists) {

@@ -186,6 +186,7 @@ struct v2k_cutover_opts {
   int disk_bus, nic_model;   /* enum v2k_disk_bus / v2k_nic_model */
   const char **net_map;
   size_t n_net_map;
+  const struct v2k_verify_opts *verify;  /* run: verify after the final sync, before define */
 };
 void v2k_cutover_opts_init (struct v2k_cutover_opts *o);
 void v2k_cutover_opts_free (struct v2k_cutover_opts *o);

@@ -87,9 +87,12 @@ v2k_status_build (const char *workdir, size_t nevents, struct v2k_error *err)
   }
   struct v2k_lock_holder holder;
   bool running = v2k_lock_probe (workdir, &holder) == 1;
+  /* ready: run --until ready stopped with a prediction that meets the
+   * target, and nothing failed or started the cutover since. */
+  bool ready = m->forecast.ready && m->phase < PHASE_CUTOVER && !m->last_error;
   const char *state = running ? "running"
     : m->phase == PHASE_DONE ? "done"
-    : m->last_error ? "failed" : "idle";
+    : m->last_error ? "failed" : ready ? "ready" : "idle";
 
   const char *current = current_sync_name (m->phase);
   json_t *disks = json_array ();
@@ -121,6 +124,32 @@ v2k_status_build (const char *workdir, size_t nevents, struct v2k_error *err)
                                     : "done"));
   json_object_set_new (j, "totals", json_pack ("{s:I, s:I}", "bytes_total", total, "bytes_done", done));
   json_object_set_new (j, "disks", disks);
+  const struct v2k_forecast *f = &m->forecast;
+  json_object_set_new (j, "round", json_integer (f->round));
+  json_object_set_new (j, "predicted_downtime_seconds",
+                       f->round ? json_real ((double) f->predicted_final_ms / 1000.0) : json_null ());
+  json_object_set_new (j, "ready_for_cutover", json_boolean (ready));
+  json_object_set_new (j, "forecast",
+                       json_pack ("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o}",
+                                  "round", (json_int_t) f->round,
+                                  "last_round_bytes", (json_int_t) f->last_round_bytes,
+                                  "rate_bps", (json_int_t) f->rate_bps,
+                                  "snapshot_ms", (json_int_t) f->snapshot_ms,
+                                  "predicted_final_ms", (json_int_t) f->predicted_final_ms,
+                                  "downtime_target_ms", (json_int_t) f->downtime_target_ms,
+                                  "ready", f->ready, "decided", optstr (f->decided)));
+  const struct v2k_cutover_record *cr = &m->cutover;
+  const struct v2k_libvirt_plan *lv = &m->target.libvirt;
+  json_object_set_new (j, "cutover",
+                       json_pack ("{s:o, s:o, s:I, s:I, s:b, s:b, s:b, s:{s:o, s:o, s:o, s:o}}",
+                                  "shutdown", optstr (cr->shutdown),
+                                  "powered_off", optstr (cr->powered_off),
+                                  "shutdown_ms", (json_int_t) cr->shutdown_ms,
+                                  "final_sync_ms", (json_int_t) cr->final_sync_ms,
+                                  "defined", cr->defined, "started", cr->started,
+                                  "snapshots_removed", cr->snapshots_removed,
+                                  "domain", "name", optstr (lv->domain_name), "uuid", optstr (lv->domain_uuid),
+                                  "uri", optstr (lv->uri), "xml", optstr (lv->xml_path)));
   json_object_set_new (j, "last_error", v2k_error_record_json (m->last_error));
   json_object_set_new (j, "events", events);
   v2k_manifest_free (m);

@@ -96,3 +96,24 @@ sim_set_cbt() {
   moref=$(jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .moref' "$SIM_INFO")
   sim_soap "<ReconfigVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$moref</_this><spec><changeTrackingEnabled>$2</changeTrackingEnabled></spec></ReconfigVM_Task>" >/dev/null
 }
+
+# sim_power_state VM: runtime.powerState of the simulator's VM.
+sim_power_state() {
+  local moref
+  moref=$(jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .moref' "$SIM_INFO")
+  sim_soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>VirtualMachine</type><pathSet>runtime.powerState</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$moref</obj></objectSet></specSet><options/></RetrievePropertiesEx>" |
+    grep -o '<val[^>]*>[a-zA-Z]*</val>' | sed 's/<[^>]*>//g'
+}
+
+# sim_same_disks VM TARGET...: each disk's flat file equals the target of
+# the same index (qemu-img compare, so qcow2 and raw both work).
+sim_same_disks() {
+  local vm=$1 i=0 flat fmt
+  shift
+  for t in "$@"; do
+    flat=$(jq -r --arg vm "$vm" --argjson i "$i" '.vms[] | select(.name == $vm) | .disks[$i].flat' "$SIM_INFO")
+    case "$t" in *.qcow2) fmt=qcow2 ;; *) fmt=raw ;; esac
+    qemu-img compare -q -f raw -F "$fmt" "$flat" "$t" || return 1
+    i=$((i + 1))
+  done
+}

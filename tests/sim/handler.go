@@ -118,7 +118,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case *types.RemoveSnapshot_Task, *types.RemoveAllSnapshots_Task:
 		f.cbt.mu.Lock()
 		defer f.cbt.mu.Unlock()
+		restore := f.protectLiveDisks()
 		f.passThrough(w, r, body)
+		restore()
 		f.afterSnapshotRemoval()
 	case *types.ReconfigVM_Task:
 		f.cbt.mu.Lock()
@@ -394,6 +396,39 @@ func (f *front) afterSnapshot(ref types.ManagedObjectReference) {
 		snap.Config.Hardware.Device = devices
 	})
 	f.cbt.snapshots[snapRef.Value] = frozen
+}
+
+// protectLiveDisks guards against a govmomi 0.24 simulator bug: snapshot
+// removal deletes the files its layoutEx keys point at, and after a few
+// snapshots those keys can point at a live disk's descriptor. Every live
+// disk file is hard-linked first; the returned function puts back any that
+// went missing.
+func (f *front) protectLiveDisks() func() {
+	var kept [][2]string
+	for _, vm := range f.inv.vms {
+		for _, d := range vm.Disks {
+			for _, p := range []string{d.Descriptor, d.Flat} {
+				if p == "" {
+					continue
+				}
+				keep := p + ".v2k-keep"
+				_ = os.Remove(keep)
+				if os.Link(p, keep) == nil {
+					kept = append(kept, [2]string{p, keep})
+				}
+			}
+		}
+	}
+	return func() {
+		for _, k := range kept {
+			if _, err := os.Stat(k[0]); os.IsNotExist(err) {
+				log.Printf("restoring %s, deleted by the simulator's snapshot removal", k[0])
+				_ = os.Rename(k[1], k[0])
+			} else {
+				_ = os.Remove(k[1])
+			}
+		}
+	}
 }
 
 func (f *front) afterSnapshotRemoval() {
