@@ -1,0 +1,114 @@
+#!/bin/bash
+# run: the whole migration in one command against the simulator and
+# libvirt's test driver. End to end with guest writes during the run;
+# --until ready then run; killed at seeded points in every phase and run
+# again; SIGTERM stops it cleanly.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/tap.sh"
+. "$here/../lib/sim.sh"
+BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
+tmp=$(mktemp -d /tmp/v2k-run-XXXXXX)
+trap 'sim_stop; kill ${writer:-0} 2>/dev/null; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
+sim_start "$tmp" \
+  --vm e2e --disk scsi:24M --disk sata:8M --nic "VM Network" --nic "Backup" --firmware efi --power on --shutdown-delay 1 \
+  --vm split --disk scsi:8M --nic "VM Network" --power on \
+  --vm kill --disk scsi:16M --disk sata:8M --nic "VM Network" --power on \
+  --vm term --disk scsi:8M --nic "VM Network" --power on --shutdown-delay never || exit 1
+DS=$(sim_info '.datastores.LocalDS_0')
+v2k() {
+  "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
+    --ca-file "$(sim_info .cert_file)"
+}
+jqe() { jq -e "$1" >/dev/null; }
+common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default
+        --net-default bridge:br0 --incr-interval 0)
+
+# ---- end to end, with the guest writing while run copies ----
+sim_fill e2e 2000 0 8000000 1
+sim_fill e2e 2001 0 3000000 2
+# The guest stops writing when it is asked to shut down (the VM takes 1 s to
+# power off), as a real guest would.
+( i=0; while ! grep -q cutover.preflight "$tmp/w-e2e/events.log" 2>/dev/null; do sim_fill e2e 2000 $(( (i % 20) * 1000000 )) 65536 $((3 + i % 200)); i=$((i + 1)); sleep 0.05; done ) &
+writer=$!
+out=$(v2k --workdir "$tmp/w-e2e" run --vm e2e --dst "$tmp/dst-e2e" "${common[@]}" --max-incr 3 --start --json)
+rc=$?
+kill $writer 2>/dev/null; wait $writer 2>/dev/null
+check "run end to end: exit 0" test $rc -eq 0
+check "run: state done, one domain running" \
+  jqe '.state == "done" and .cutover.domain.state == "running" and .cutover.domain.domains_named == 1' <<<"$out"
+check "run: at least one incremental round with a forecast" jqe '.incr_rounds >= 1 and .forecast.rounds >= 1' <<<"$out"
+check "run: targets identical to the source" sim_same_disks e2e "$tmp/dst-e2e/e2e-disk0.qcow2" "$tmp/dst-e2e/e2e-disk1.qcow2"
+check "run: no snapshot left" test "$(sim_snapshot_names e2e | grep -c .)" -eq 0
+check "run: no helper left" bash -c "! pgrep -f '$tmp/w-e2e/ru[n]/' >/dev/null"
+check "run: verified before the domain was defined" \
+  bash -c "grep -n '\"event\":\"verify.ok\"' '$tmp/w-e2e/events.log' | head -1 | cut -d: -f1 | { read v; d=\$(grep -n '\"event\":\"domain.defined\"' '$tmp/w-e2e/events.log' | cut -d: -f1); test \"\$v\" -lt \"\$d\"; }"
+check "run: every disk verified" jq_true '[.disks[].verify.state] | all(. == "done")' "$tmp/w-e2e/manifest.json"
+check "run: forecasts recorded as events" grep -q '"event":"run.forecast"' "$tmp/w-e2e/events.log"
+st=$("$BIN" --workdir "$tmp/w-e2e" status --json)
+check "status after run: done, with the cutover and forecast" \
+  jqe '.state == "done" and .cutover.defined and .forecast.round >= 1 and (.predicted_downtime_seconds | type) == "number"' <<<"$st"
+out=$(v2k --workdir "$tmp/w-e2e" run "${common[@]}" --json)
+check "run again on a finished workdir: nothing more to do" jqe '.state == "done"' <<<"$out"
+
+# ---- --until ready, then run ----
+sim_fill split 2000 0 3000000 5
+out=$(v2k --workdir "$tmp/w-split" run --vm split --dst "$tmp/dst-split" "${common[@]}" --until ready --json)
+check "--until ready: exit 0 in state ready" jqe '.state == "ready" and .forecast.ready' <<<"$out"
+check "--until ready: the VM is still on" test "$(sim_power_state split)" = poweredOn
+st=$("$BIN" --workdir "$tmp/w-split" status --json)
+check "status: ready_for_cutover with a predicted downtime" \
+  jqe '.state == "ready" and .ready_for_cutover and .round == 1 and .predicted_downtime_seconds >= 0' <<<"$st"
+run_id=$(jq -r .run.id "$tmp/w-split/manifest.json")
+sim_fill split 2000 4000000 500000 6
+out=$(v2k --workdir "$tmp/w-split" run --vm other --dst "$tmp/elsewhere" "${common[@]}" --json)
+check "run again: more rounds, then the cutover" jqe '.state == "done" and .incr_rounds >= 2 and .cutover.domain.defined' <<<"$out"
+check "run again never re-inits" test "$(jq -r .run.id "$tmp/w-split/manifest.json")" = "$run_id"
+check "run again: identical" sim_same_disks split "$tmp/dst-split/split-disk0.qcow2"
+check "run again: no snapshot left" test "$(sim_snapshot_names split | grep -c .)" -eq 0
+
+# ---- killed at seeded points in every phase, then run again ----
+W="$tmp/w-kill"
+kill_run() {
+  V2K_CRASHPOINT=$1 v2k --workdir "$W" run --vm kill --dst "$tmp/dst-kill" "${common[@]}" \
+    --max-incr 2 --checkpoint-interval 0.01 --start >/dev/null 2>&1
+}
+sim_fill kill 2000 0 12000000 7
+sim_fill kill 2001 0 6000000 8
+n=0
+for point in atomic-write:rename@1 atomic-write:rename@3 snapshot:created@1 sync:checkpoint@2 \
+             sync:before-commit@1 snapshot:created@1 sync:before-commit@1 cutover:powered-off@1 snapshot:created@1 sync:before-commit@1 atomic-write:tmp@3 \
+             cutover:defined@1; do
+  n=$((n + 1))
+  if [ "$(sim_power_state kill)" = poweredOn ]; then
+    sim_fill kill 2000 $((n * 500000)) 100000 $((10 + n))
+    sim_fill kill 2001 $((n * 300000)) 70000 $((40 + n))
+  fi
+  kill_run "$point"
+  check "kill $n at $point: killed" test $? -eq 137
+done
+out=$(v2k --workdir "$W" run "${common[@]}" --start --json)
+check "after 12 kills: run completes" jqe '.state == "done" and .cutover.domain.state == "running" and .cutover.domain.domains_named == 1' <<<"$out"
+check "after the kills: identical" sim_same_disks kill "$tmp/dst-kill/kill-disk0.qcow2" "$tmp/dst-kill/kill-disk1.qcow2"
+check "after the kills: no snapshot left" test "$(sim_snapshot_names kill | grep -c .)" -eq 0
+check "after the kills: no process left" bash -c "! pgrep -f '$W/ru[n]/' >/dev/null"
+check "after the kills: one final snapshot only" test "$(jq '[.snapshots[] | select(.kind == "final")] | length' "$W/manifest.json")" -eq 1
+check "after the kills: every changeId committed" jq_true '[.disks[] | .cbt.change_id != null and .final.state == "done"] | all' "$W/manifest.json"
+
+# ---- SIGTERM stops it at a safe point ----
+# The binary itself in the background (not the v2k function), so that the
+# signal reaches it.
+echo pass >"$tmp/pw"
+"$BIN" --workdir "$tmp/w-term" run --vm term --dst "$tmp/dst-term" "${common[@]}" --shutdown-timeout 120 \
+  --vcenter "$(sim_info .url)" --username user --password-file "$tmp/pw" --ca-file "$(sim_info .cert_file)" \
+  >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do grep -q shutdown.guest_requested "$tmp/w-term/events.log" 2>/dev/null && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid
+check "SIGTERM while waiting for the guest: exit 130" test $? -eq 130
+check "SIGTERM: the VM is left as it was" test "$(sim_power_state term)" = poweredOn
+out=$(v2k --workdir "$tmp/w-term" run "${common[@]}" --shutdown poweroff --json)
+check "run again after SIGTERM completes" jqe '.state == "done" and .cutover.shutdown.policy == "poweroff"' <<<"$out"
+check "after SIGTERM: identical" sim_same_disks term "$tmp/dst-term/term-disk0.qcow2"
+tap_done
