@@ -4,7 +4,7 @@ DESTDIR ?=
 BUILD := build
 ASAN_BUILD := build-asan
 
-.PHONY: all deps build build-asan check install clean bench
+.PHONY: all deps build build-asan check demo install clean bench
 
 all: build
 
@@ -29,6 +29,11 @@ build-asan: $(ASAN_BUILD)/build.ninja
 check: deps
 	$(MAKE) build build-asan
 	tests/run.sh $(BUILD) $(ASAN_BUILD)
+
+# A whole migration on the built-in vCenter simulator into libvirt's test
+# driver, with a summary at the end.
+demo: deps build
+	scripts/demo.sh $(BUILD)
 
 # Performance against nbdcopy, qemu-img and the synchronous baseline; writes
 # docs/performance.md. Not part of make check.

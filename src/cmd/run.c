@@ -424,11 +424,15 @@ cmd_run (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
       json_dumpf (sum, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
       fputc ('\n', stdout);
     }
-    else if (out)
-      fprintf (out, "run: %s (%lld incremental rounds; predicted final sync %.1f s, actual %.1f s)\n",
-               state, (long long) s.m->incr_rounds,
-               (double) s.m->forecast.predicted_final_ms / 1000.0,
+    else if (out && strcmp (state, "done") == 0)
+      fprintf (out, "run: done (%lld incremental rounds; final sync predicted %.1f s, took %.1f s)\n",
+               (long long) s.m->incr_rounds, (double) s.m->forecast.predicted_final_ms / 1000.0,
                (double) s.m->cutover.final_sync_ms / 1000.0);
+    else if (out)
+      fprintf (out, "run: %s (%lld incremental rounds; final sync predicted %.1f s, target %lld s)%s\n",
+               state, (long long) s.m->incr_rounds, (double) s.m->forecast.predicted_final_ms / 1000.0,
+               (long long) ro.downtime_target,
+               strcmp (state, "ready") == 0 ? "; run again to cut over" : "");
     json_decref (sum);
   }
   v2k_session_close (&s, rc, err);

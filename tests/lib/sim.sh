@@ -6,6 +6,8 @@
 #   sim_write VM KEY OFFSET FILE         writes FILE into the disk at OFFSET
 #   sim_fill VM KEY OFFSET LENGTH BYTE   writes LENGTH copies of BYTE (0-255)
 #   sim_stop                             SIGTERM, then waits for it to exit
+#   sim_power_state VM                   runtime.powerState
+#   sim_same_disks VM TARGET...          each disk equals its target (qemu-img compare)
 
 sim_start() {
   local dir=$1

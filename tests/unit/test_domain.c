@@ -190,6 +190,108 @@ test_rbd_windows_virtio_scsi (void **state)
   v2k_manifest_free (m);
 }
 
+/* A manifest with NDISKS disks on mixed controllers and NNICS NICs, made
+ * from the fixture's JSON. */
+static struct v2k_manifest *
+fixture_sized (int ndisks, int nnics, int storage, int format)
+{
+  static const char *const ctrl[] = { "scsi", "sata", "ide", "scsi" };
+  static const char *const nets[] = { "VM Network", "Prod Net", "Backup" };
+  char *path = fixture_path ("manifest-full.json");
+  char *text = slurp (path);
+  json_t *j = json_loads (text, 0, NULL);
+  assert_non_null (j);
+  json_t *disks = json_object_get (j, "disks"), *nics = json_object_get (j, "nics");
+  json_t *d0 = json_deep_copy (json_array_get (disks, 0)), *n0 = json_deep_copy (json_array_get (nics, 0));
+  json_array_clear (disks);
+  json_array_clear (nics);
+  for (int i = 0; i < ndisks; i++) {
+    json_t *d = json_deep_copy (d0);
+    char id[32], tp[128];
+    snprintf (id, sizeof id, "%s%d:%d", ctrl[i], i / 2, i % 2);
+    if (storage == STORAGE_RBD)
+      snprintf (tp, sizeof tp, "rbd:pool/vm-disk%d", i);
+    else if (storage == STORAGE_BLOCK)
+      snprintf (tp, sizeof tp, "/dev/vd%c", 'b' + i);
+    else
+      snprintf (tp, sizeof tp, "/var/lib/libvirt/images/vm-disk%d.%s", i, format == FORMAT_RAW ? "raw" : "qcow2");
+    json_object_set_new (d, "id", json_string (id));
+    json_object_set_new (d, "key", json_integer (2000 + i));
+    json_object_set_new (d, "target_path", json_string (tp));
+    json_object_set_new (json_object_get (d, "controller"), "kind", json_string (ctrl[i]));
+    json_array_append_new (disks, d);
+  }
+  for (int i = 0; i < nnics; i++) {
+    json_t *n = json_deep_copy (n0);
+    char mac[32];
+    snprintf (mac, sizeof mac, "00:50:56:aa:bb:%02x", i);
+    json_object_set_new (n, "key", json_integer (4000 + i));
+    json_object_set_new (n, "mac", json_string (mac));
+    json_object_set_new (n, "network", json_string (nets[i]));
+    json_array_append_new (nics, n);
+  }
+  json_t *t = json_object_get (j, "target");
+  json_object_set_new (t, "storage", json_string (v2k_storage_names[storage]));
+  json_object_set_new (t, "format", json_string (v2k_format_names[format]));
+  json_object_set_new (j, "snapshots", json_array ());
+  char *out = json_dumps (j, 0);
+  struct v2k_error err = { 0 };
+  struct v2k_manifest *m = v2k_manifest_parse (out, strlen (out), path, &err);
+  if (!m)
+    fail_msg ("fixture: %s", err.message);
+  json_decref (d0);
+  json_decref (n0);
+  json_decref (j);
+  free (out);
+  free (text);
+  free (path);
+  return m;
+}
+
+/* Every combination of firmware, 1-4 disks, each target kind, 0-3 NICs
+ * mapped to bridges and networks, and each bus: valid and definable. */
+static void
+test_matrix (void **state)
+{
+  (void) state;
+  static const char *const maps[] = { "VM Network=bridge:br0", "Prod Net=network:default",
+                                      "Backup=bridge:br-backup" };
+  static const char *const mons[] = { "10.0.0.1:6789" };
+  static const int kinds[][2] = { { STORAGE_FILE, FORMAT_QCOW2 }, { STORAGE_FILE, FORMAT_RAW },
+                                  { STORAGE_BLOCK, FORMAT_RAW }, { STORAGE_RBD, FORMAT_RAW } };
+  int combos = 0;
+  for (int fw = 0; fw < 4; fw++)
+    for (int nd = 1; nd <= 4; nd++)
+      for (int k = 0; k < 4; k++)
+        for (int nn = 0; nn <= 3; nn++) {
+          struct v2k_manifest *m = fixture_sized (nd, nn, kinds[k][0], kinds[k][1]);
+          m->source.vm.firmware = fw == 0 ? FIRMWARE_BIOS : FIRMWARE_EFI;
+          m->source.vm.secure_boot = fw >= 2;
+          m->source.vm.vtpm = fw == 3;
+          struct v2k_domain_opts o = { .disk_bus = (nd + nn + fw) % 3, .nic_model = nn % 2,
+                                       .net_map = maps, .n_net_map = 3,
+                                       .rbd_secret = kinds[k][0] == STORAGE_RBD ? "6a1b7c3e-2f4d-4e8a-9b0c-1d2e3f4a5b6c" : NULL,
+                                       .rbd_monitors = mons, .n_rbd_monitors = 1 };
+          struct v2k_error err = { 0 };
+          char *xml = v2k_domain_xml (m, &o, &err);
+          if (!xml)
+            fail_msg ("fw %d, %d disks, kind %d, %d nics: %s", fw, nd, k, nn, err.message);
+          char name[64];
+          snprintf (name, sizeof name, "matrix-%d-%d-%d-%d", fw, nd, k, nn);
+          /* Every NIC keeps its MAC. */
+          for (int i = 0; i < nn; i++) {
+            char mac[64];
+            snprintf (mac, sizeof mac, "<mac address='00:50:56:aa:bb:%02x'/>", i);
+            assert_non_null (strstr (xml, mac));
+          }
+          validate_and_define (name, xml);
+          combos++;
+          free (xml);
+          v2k_manifest_free (m);
+        }
+  assert_int_equal (combos, 256);
+}
+
 static void
 test_refusals (void **state)
 {
@@ -225,6 +327,7 @@ main (void)
     cmocka_unit_test (test_block_no_nics),
     cmocka_unit_test (test_rbd_windows_virtio_scsi),
     cmocka_unit_test (test_refusals),
+    cmocka_unit_test (test_matrix),
   };
   return cmocka_run_group_tests_name ("domain", tests, NULL, NULL);
 }
