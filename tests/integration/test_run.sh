@@ -14,7 +14,19 @@ sim_start "$tmp" \
   --vm e2e --disk scsi:24M --disk sata:8M --nic "VM Network" --nic "Backup" --firmware efi --power on --shutdown-delay 1 \
   --vm split --disk scsi:8M --nic "VM Network" --power on \
   --vm kill --disk scsi:16M --disk sata:8M --nic "VM Network" --power on \
-  --vm term --disk scsi:8M --nic "VM Network" --power on --shutdown-delay never || exit 1
+  --vm term --disk scsi:8M --nic "VM Network" --power on --shutdown-delay never \
+  --vm k1 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k2 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k3 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k4 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k5 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k6 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k7 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k8 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k9 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k10 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k11 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm k12 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on || exit 1
 DS=$(sim_info '.datastores.LocalDS_0')
 v2k() {
   "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
@@ -94,6 +106,26 @@ check "after the kills: no snapshot left" test "$(sim_snapshot_names kill | grep
 check "after the kills: no process left" bash -c "! pgrep -f '$W/ru[n]/' >/dev/null"
 check "after the kills: one final snapshot only" test "$(jq '[.snapshots[] | select(.kind == "final")] | length' "$W/manifest.json")" -eq 1
 check "after the kills: every changeId committed" jq_true '[.disks[] | .cbt.change_id != null and .final.state == "done"] | all' "$W/manifest.json"
+
+# ---- one fresh migration per kill point: killed once, then run again ----
+i=0
+for point in atomic-write:rename@1 atomic-write:rename@3 snapshot:created@1 sync:checkpoint@2 sync:before-commit@1 snapshot:created@2 sync:before-commit@2 cutover:powered-off@1 snapshot:created@3 sync:before-commit@3 atomic-write:tmp@12 cutover:defined@1; do
+  i=$((i + 1))
+  vm=k$i
+  sim_fill $vm 2000 0 3000000 $((60 + i))
+  sim_fill $vm 2001 1000000 1000000 $((80 + i))
+  V2K_CRASHPOINT=$point v2k --workdir "$tmp/w-$vm" run --vm $vm --dst "$tmp/dst-$vm" "${common[@]}" \
+    --max-incr 1 --checkpoint-interval 0.01 --start >/dev/null 2>&1
+  check "killed at $point" test $? -eq 137
+  # The guest writes on while it runs; a powered-off VM's disks do not change.
+  if [ "$(sim_power_state $vm)" = poweredOn ]; then sim_fill $vm 2000 2000000 300000 $((100 + i)); fi
+  out=$(v2k --workdir "$tmp/w-$vm" run --vm $vm --dst "$tmp/dst-$vm" "${common[@]}" --max-incr 1 --start --json 2>&1)
+  check "killed at $point, run again: done, one domain" \
+    jqe '.state == "done" and .cutover.domain.domains_named == 1 and .cutover.domain.state == "running"' <<<"$out"
+  check "killed at $point: identical" sim_same_disks $vm "$tmp/dst-$vm/$vm-disk0.qcow2" "$tmp/dst-$vm/$vm-disk1.qcow2"
+  check "killed at $point: no snapshot or process left" \
+    bash -c "test \"\$(SIM_INFO='$SIM_INFO' V2K_VCSIM=x bash -c '. $here/../lib/sim.sh; sim_snapshot_names $vm' | grep -c .)\" -eq 0 && ! pgrep -f '$tmp/w-$vm/ru[n]/' >/dev/null"
+done
 
 # ---- SIGTERM stops it at a safe point ----
 # The binary itself in the background (not the v2k function), so that the
