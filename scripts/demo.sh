@@ -47,7 +47,8 @@ for i in $(seq 0 11); do sim_fill web01 2000 $((i * 20 * 1048576)) $((6 * 104857
 for i in $(seq 0 5); do sim_fill web01 2001 $((i * 20 * 1048576)) $((4 * 1048576)) $((21 + i)); done
 
 W=$tmp/workdir
-common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default
+# The simulator's disks hold data, not an operating system: nothing to convert.
+common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default --convert off
         --net-map "VM Network=bridge:br0" --net-map "Backup Network=network:default"
         --incr-interval 2 --max-incr 3)
 

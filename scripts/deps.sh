@@ -10,6 +10,7 @@ PACKAGES="
   nbdkit libnbd-bin qemu-utils libvirt-clients libxml2-utils
   ceph-mon ceph-osd ceph-common librados-dev fdisk
   jq openssl curl procps util-linux coreutils time bc
+  virt-v2v libguestfs-tools qemu-system-x86 linux-image-amd64 debootstrap zerofree e2fsprogs
 "
 missing=""
 for p in $PACKAGES; do

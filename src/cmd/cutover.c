@@ -15,6 +15,7 @@
 #include "cmd.h"
 #include "session.h"
 #include "steps.h"
+#include "../kvm/convert.h"
 #include "../kvm/domain.h"
 #include "../kvm/libvirt.h"
 #include "../transfer/rbd.h"
@@ -34,8 +35,10 @@ v2k_cutover_opts_init (struct v2k_cutover_opts *o)
   memset (o, 0, sizeof *o);
   o->shutdown = SHUTDOWN_GUEST;
   o->shutdown_timeout = 300;
-  o->disk_bus = DISK_BUS_SATA;
-  o->nic_model = NIC_E1000E;
+  o->disk_bus = -1;
+  o->nic_model = -1;
+  o->convert = CONVERT_AUTO;
+  o->convert_accel = ACCEL_PROBE;
 }
 
 void
@@ -116,6 +119,10 @@ v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v
     o->net_default = arg;
     break;
   case OPT_CUT_KEEP_SNAPSHOTS: o->keep_snapshots = true; break;
+  case OPT_CUT_CONVERT: r = name_arg ("--convert", arg, v2k_convert_mode_names, &o->convert, err); break;
+  case OPT_CUT_CONVERT_ACCEL:
+    r = name_arg ("--convert-accel", arg, v2k_convert_accel_names, &o->convert_accel, err);
+    break;
   case OPT_CUT_RBD_SECRET: o->rbd_secret = arg; break;
   default: return 0;
   }
@@ -136,9 +143,12 @@ now_seconds (void)
 struct cutover_plan {
   const char *name;
   char *xml;
+  int disk_bus;
   char **monitors;
+  size_t n_monitors;
   virConnectPtr conn;
   bool exists;             /* a domain of that name is already there (ours) */
+  bool convert;            /* the guest is to be converted now */
 };
 
 static void
@@ -148,6 +158,54 @@ plan_free (struct cutover_plan *p)
   v2k_strv_free (p->monitors);
   if (p->conn)
     virConnectClose (p->conn);
+}
+
+/* The domain for the guest as it is now: virtio once converted, else SATA
+ * and e1000e, unless the operator chose. */
+static int
+domain_xml (struct v2k_session *s, const struct v2k_cutover_opts *o, struct cutover_plan *p,
+            struct v2k_error *err)
+{
+  struct v2k_manifest *m = s->m;
+  bool virtio = m->conversion.converted;
+  struct v2k_domain_opts dopts = {
+    .name = p->name,
+    .disk_bus = o->disk_bus >= 0 ? o->disk_bus : virtio ? DISK_BUS_VIRTIO : DISK_BUS_SATA,
+    .nic_model = o->nic_model >= 0 ? o->nic_model : virtio ? NIC_VIRTIO : NIC_E1000E,
+    .net_map = o->net_map, .n_net_map = o->n_net_map, .net_default = o->net_default,
+    .rbd_secret = o->rbd_secret, .rbd_user = m->target.ceph_id,
+    .rbd_monitors = (const char *const *) p->monitors, .n_rbd_monitors = p->n_monitors,
+  };
+  free (p->xml);
+  p->disk_bus = dopts.disk_bus;
+  return (p->xml = v2k_domain_xml (m, &dopts, err)) ? 0 : -1;
+}
+
+/* Whether the guest still needs converting, and whether it can be: a
+ * blocker refuses the cutover under 'required' and plans the fallback under
+ * 'auto', both before the shutdown. */
+static int
+conversion_plan (struct v2k_session *s, const struct v2k_cutover_opts *o, struct cutover_plan *p,
+                 struct v2k_error *err)
+{
+  struct v2k_conversion *cv = &s->m->conversion;
+  v2k_set_str (&cv->mode, v2k_convert_mode_names[o->convert]);
+  p->convert = o->convert != CONVERT_OFF && !cv->converted && !cv->fallback;
+  if (!p->convert)
+    return 0;
+  CLEANUP_FREE char *blocker = v2k_convert_blocker (s->m);
+  if (!blocker)
+    return 0;
+  if (o->convert == CONVERT_REQUIRED) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "--convert required: %s. Nothing was changed; or use "
+                   "--convert auto to cut over with SATA and e1000e", blocker);
+    return -1;
+  }
+  p->convert = false;
+  v2k_set_str (&cv->fallback, blocker);
+  v2k_session_event (s, EV_WARN, NULL, "convert.fallback",
+                     json_pack ("{s:s, s:s}", "reason", blocker, "uses", "sata+e1000e"));
+  return 0;
 }
 
 static int
@@ -163,19 +221,12 @@ preflight (struct v2k_session *s, const struct v2k_cutover_opts *o, struct cutov
       return -1;
     }
   p->name = o->name ? o->name : m->source.vm.name;
-  size_t nmon = 0;
   if (m->target.storage == STORAGE_RBD) {
     struct v2k_rbd_conn rc = { .conf = m->target.ceph_conf, .id = m->target.ceph_id };
-    if (v2k_rbd_monitors (&rc, &p->monitors, &nmon, err) == -1)
+    if (v2k_rbd_monitors (&rc, &p->monitors, &p->n_monitors, err) == -1)
       return -1;
   }
-  struct v2k_domain_opts dopts = {
-    .name = p->name, .disk_bus = o->disk_bus, .nic_model = o->nic_model,
-    .net_map = o->net_map, .n_net_map = o->n_net_map, .net_default = o->net_default,
-    .rbd_secret = o->rbd_secret, .rbd_user = m->target.ceph_id,
-    .rbd_monitors = (const char *const *) p->monitors, .n_rbd_monitors = nmon,
-  };
-  if (!(p->xml = v2k_domain_xml (m, &dopts, err)))
+  if (domain_xml (s, o, p, err) == -1 || conversion_plan (s, o, p, err) == -1)
     return -1;
   if (!(p->conn = v2k_libvirt_open (o->libvirt_uri, err)))
     return -1;
@@ -308,6 +359,49 @@ final_sync (struct v2k_session *s, const struct v2k_conn_args *conn,
   return v2k_session_save (s, err);
 }
 
+/* ---- guest conversion ---- */
+
+static int
+save_session (void *opaque, struct v2k_error *err)
+{
+  return v2k_session_save (opaque, err);
+}
+
+int
+v2k_step_convert (struct v2k_session *s, int accel, FILE *out, struct v2k_error *err)
+{
+  struct v2k_convert_ctx c = {
+    .m = s->m, .workdir = s->workdir, .ev = &s->ev,
+    .accel = accel == ACCEL_PROBE ? v2k_convert_probe_accel () : accel,
+    .stop = &v2k_stop_requested, .save = save_session, .opaque = s,
+  };
+  if (out)
+    fprintf (out, "converting the guest with virt-v2v-in-place (%s); this takes minutes\n",
+             v2k_convert_accel_names[c.accel]);
+  return v2k_convert_run (&c, err);
+}
+
+/* Converts; under 'auto' a failed conversion falls back to SATA + e1000e
+ * with the reason recorded, under 'required' it fails the cutover (the
+ * source stays off, the targets stay as the final sync made them). */
+static int
+convert_guest (struct v2k_session *s, const struct v2k_cutover_opts *o, FILE *out,
+               struct v2k_error *err)
+{
+  if (v2k_step_convert (s, o->convert_accel, out, err) == 0)
+    return 0;
+  if (o->convert == CONVERT_REQUIRED || err->code == V2K_EXIT_INTERRUPTED ||
+      s->m->conversion.committing)
+    return -1;
+  v2k_set_str (&s->m->conversion.fallback, err->message);
+  v2k_session_event (s, EV_WARN, NULL, "convert.fallback",
+                     json_pack ("{s:s, s:s}", "reason", err->message, "uses", "sata+e1000e"));
+  if (out)
+    fprintf (out, "conversion failed, so the guest keeps SATA and e1000e: %s\n", err->message);
+  memset (err, 0, sizeof *err);
+  return v2k_session_save (s, err);
+}
+
 /* ---- the domain ---- */
 
 static int
@@ -392,10 +486,11 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
     goto out;
   v2k_session_step (s, PHASE_CUTOVER, STEP_RUNNING);
   v2k_session_event (s, EV_INFO, NULL, "cutover.preflight",
-                     json_pack ("{s:s, s:s, s:s, s:s, s:b}", "domain", p.name,
+                     json_pack ("{s:s, s:s, s:s, s:s, s:b, s:s}", "domain", p.name,
                                 "uri", v2k_libvirt_default_uri (o->libvirt_uri),
                                 "shutdown", v2k_shutdown_names[o->shutdown],
-                                "disk_bus", v2k_disk_bus_names[o->disk_bus], "start", o->start));
+                                "disk_bus", v2k_disk_bus_names[p.disk_bus], "start", o->start,
+                                "convert", p.convert ? v2k_convert_mode_names[o->convert] : "no"));
   if (v2k_session_save (s, err) == -1 || shutdown_source (s, o, out, err) == -1)
     goto out;
   if (final_sync (s, conn, so, progress_bar, out, err) == -1)
@@ -407,7 +502,10 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
       goto out;
     s->phase = PHASE_CUTOVER;
   }
-  if (write_xml (s, &p, err) == -1)
+  if (p.convert && convert_guest (s, o, out, err) == -1)
+    goto out;
+  s->phase = PHASE_CUTOVER;
+  if (domain_xml (s, o, &p, err) == -1 || write_xml (s, &p, err) == -1)
     goto out;
   if (!m->cutover.defined || !p.exists) {
     if (define_domain (s, o, &p, err) == -1)

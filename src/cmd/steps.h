@@ -146,6 +146,7 @@ enum {
   OPT_CUT_SHUTDOWN = 1200, OPT_CUT_SHUTDOWN_TIMEOUT, OPT_CUT_FORCE_POWEROFF, OPT_CUT_DEFINE_ONLY,
   OPT_CUT_START, OPT_CUT_LIBVIRT_URI, OPT_CUT_NAME, OPT_CUT_DISK_BUS, OPT_CUT_NIC_MODEL,
   OPT_CUT_NET_MAP, OPT_CUT_NET_DEFAULT, OPT_CUT_KEEP_SNAPSHOTS, OPT_CUT_RBD_SECRET,
+  OPT_CUT_CONVERT, OPT_CUT_CONVERT_ACCEL,
 };
 #define V2K_CUTOVER_OPTIONS \
   { "shutdown", required_argument, NULL, OPT_CUT_SHUTDOWN }, \
@@ -160,7 +161,9 @@ enum {
   { "net-map", required_argument, NULL, OPT_CUT_NET_MAP }, \
   { "net-default", required_argument, NULL, OPT_CUT_NET_DEFAULT }, \
   { "keep-snapshots", no_argument, NULL, OPT_CUT_KEEP_SNAPSHOTS }, \
-  { "libvirt-rbd-secret", required_argument, NULL, OPT_CUT_RBD_SECRET }
+  { "libvirt-rbd-secret", required_argument, NULL, OPT_CUT_RBD_SECRET }, \
+  { "convert", required_argument, NULL, OPT_CUT_CONVERT }, \
+  { "convert-accel", required_argument, NULL, OPT_CUT_CONVERT_ACCEL }
 #define V2K_CUTOVER_HELP \
   "Cutover:\n" \
   "  --shutdown guest|poweroff|manual  how the source stops (default guest: a\n" \
@@ -171,8 +174,11 @@ enum {
   "  --start              start the domain once defined\n" \
   "  --libvirt-uri URI    (default LIBVIRT_DEFAULT_URI, else qemu:///system)\n" \
   "  --name NAME          the domain's name (default the source VM's)\n" \
-  "  --disk-bus sata|virtio|virtio-scsi  (default sata: boots without virtio drivers)\n" \
-  "  --nic-model e1000e|virtio  (default e1000e: works without virtio drivers)\n" \
+  "  --convert auto|required|off  convert the guest to virtio with virt-v2v-in-place\n" \
+  "                       (default auto: fall back to SATA + e1000e if it cannot)\n" \
+  "  --convert-accel kvm|tcg  how libguestfs runs (default: probed)\n" \
+  "  --disk-bus sata|virtio|virtio-scsi  (default virtio when converted, else sata)\n" \
+  "  --nic-model e1000e|virtio  (default virtio when converted, else e1000e)\n" \
   "  --net-map 'VMWARE NET=bridge:BR|network:NET'  per source network. Repeatable\n" \
   "  --net-default bridge:BR|network:NET  for networks without a --net-map\n" \
   "  --libvirt-rbd-secret UUID  the libvirt secret holding the cephx key (rbd)\n" \
@@ -183,7 +189,9 @@ struct v2k_cutover_opts {
   int64_t shutdown_timeout;
   bool force_poweroff, define_only, start, keep_snapshots;
   const char *libvirt_uri, *name, *net_default, *rbd_secret;
-  int disk_bus, nic_model;   /* enum v2k_disk_bus / v2k_nic_model */
+  int disk_bus, nic_model;   /* enum v2k_disk_bus / v2k_nic_model; -1: by conversion */
+  int convert;               /* enum v2k_convert_mode */
+  int convert_accel;         /* enum v2k_convert_accel; ACCEL_PROBE */
   const char **net_map;
   size_t n_net_map;
   const struct v2k_verify_opts *verify;  /* run: verify after the final sync, before define */
@@ -191,6 +199,9 @@ struct v2k_cutover_opts {
 void v2k_cutover_opts_init (struct v2k_cutover_opts *o);
 void v2k_cutover_opts_free (struct v2k_cutover_opts *o);
 int v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v2k_error *err);
+
+/* Converts the guest (convert command, and cutover after the final sync). */
+int v2k_step_convert (struct v2k_session *s, int accel, FILE *out, struct v2k_error *err);
 
 /* Shutdown, final snapshot and sync, domain XML, define (and start), then
  * this run's snapshots removed. Each finished step is recorded, so a re-run

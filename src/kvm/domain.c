@@ -18,11 +18,12 @@ attr (struct strbuf *b, const char *name, const char *value)
   sb_add (b, "'");
 }
 
-static bool
-is_windows (const struct v2k_manifest *m)
+bool
+v2k_guest_is_windows (const struct v2k_manifest *m)
 {
   const char *g = m->source.vm.guest_id ? m->source.vm.guest_id : "";
-  return strncmp (g, "win", 3) == 0;
+  const char *full = m->source.vm.guest_full_name ? m->source.vm.guest_full_name : "";
+  return strncmp (g, "win", 3) == 0 || strstr (full, "Windows") != NULL;
 }
 
 /* The mapping of one VMware network: "bridge:BR" or "network:NET". */
@@ -180,7 +181,7 @@ v2k_domain_xml (const struct v2k_manifest *m, const struct v2k_domain_opts *o, s
   int64_t cpus = vm->num_cpus > 0 ? vm->num_cpus : 1;
   if (cpus % cores)
     cores = 1;
-  bool windows = is_windows (m), efi = vm->firmware == FIRMWARE_EFI;
+  bool windows = v2k_guest_is_windows (m), efi = vm->firmware == FIRMWARE_EFI;
   struct strbuf b = { 0 };
   sb_add (&b, "<domain type='kvm'>\n  <name>");
   sb_add_xml (&b, o->name ? o->name : vm->name);

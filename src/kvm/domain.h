@@ -7,6 +7,7 @@
 #ifndef V2K_DOMAIN_H
 #define V2K_DOMAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "../state/manifest.h"
 
@@ -27,6 +28,9 @@ struct v2k_domain_opts {
   const char *const *rbd_monitors;  /* "host:port" */
   size_t n_rbd_monitors;
 };
+
+/* Windows, from the guest id (win…) or the full name. */
+bool v2k_guest_is_windows (const struct v2k_manifest *m);
 
 /* The XML, or NULL with ERR naming what is missing: an unmapped network
  * (listing all that need a mapping), a bad map entry, RBD disks without

@@ -178,6 +178,16 @@ static const struct jm_field cutover_fields[] = {
 };
 static const struct jm_schema cutover_schema = JM_SCHEMA (struct v2k_cutover_record, cutover_fields);
 
+static const struct jm_field conversion_fields[] = {
+  JM_ENUMFIELD (struct v2k_conversion, state, true, v2k_step_state_names),
+  OS (struct v2k_conversion, mode), OS (struct v2k_conversion, accel),
+  B (struct v2k_conversion, converted), B (struct v2k_conversion, virtio),
+  B (struct v2k_conversion, committing), I (struct v2k_conversion, warnings),
+  OS (struct v2k_conversion, fallback), OS (struct v2k_conversion, started),
+  OS (struct v2k_conversion, finished),
+};
+static const struct jm_schema conversion_schema = JM_SCHEMA (struct v2k_conversion, conversion_fields);
+
 static const struct jm_field forecast_fields[] = {
   I (struct v2k_forecast, round), I (struct v2k_forecast, last_round_bytes),
   I (struct v2k_forecast, rate_bps), I (struct v2k_forecast, snapshot_ms),
@@ -199,6 +209,7 @@ static const struct jm_field manifest_fields[] = {
   JM_SUBFIELD (struct v2k_manifest, phases, JM_OBJ, true, phases_schema),
   I (struct v2k_manifest, incr_rounds),
   JM_SUBFIELD (struct v2k_manifest, cutover, JM_OBJ, false, cutover_schema),
+  JM_SUBFIELD (struct v2k_manifest, conversion, JM_OBJ, false, conversion_schema),
   JM_SUBFIELD (struct v2k_manifest, forecast, JM_OBJ, false, forecast_schema),
   JM_SUBFIELD (struct v2k_manifest, last_error, JM_OPTOBJ, false, error_record_schema),
 };

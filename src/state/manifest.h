@@ -224,6 +224,20 @@ struct v2k_cutover_record {
   bool snapshots_removed;
 };
 
+/* Guest conversion (virt-v2v-in-place through qcow2 overlays). */
+struct v2k_conversion {
+  int state;           /* enum v2k_step_state */
+  char *mode;          /* auto, required, off: as asked */
+  char *accel;         /* kvm or tcg */
+  bool converted;      /* virt-v2v succeeded and every overlay is committed */
+  bool virtio;         /* virt-v2v reported virtio drivers installed */
+  bool committing;     /* the overlays are being committed: finish, never discard */
+  int64_t warnings;
+  char *fallback;      /* why the guest keeps SATA + e1000e, or null */
+  char *started;
+  char *finished;
+};
+
 /* run's downtime forecast after each incremental round. */
 struct v2k_forecast {
   int64_t round;                /* incremental rounds run has measured */
@@ -252,6 +266,7 @@ struct v2k_manifest {
   struct v2k_phases phases;
   int64_t incr_rounds;
   struct v2k_cutover_record cutover;
+  struct v2k_conversion conversion;
   struct v2k_forecast forecast;
   struct v2k_error_record *last_error;
 };

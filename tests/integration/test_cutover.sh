@@ -14,9 +14,10 @@ sim_start "$tmp" \
   --vm slow --disk scsi:8M --nic "VM Network" --power on --shutdown-delay 2 \
   --vm stuck --disk scsi:8M --nic "VM Network" --power on --shutdown-delay never \
   --vm notools --disk scsi:8M --nic "VM Network" --power on --no-tools \
-  --vm crash --disk scsi:8M --disk sata:8M --nic "VM Network" --power on || exit 1
+  --vm crash --disk scsi:8M --disk sata:8M --nic "VM Network" --power on \
+  --vm win --disk scsi:8M --nic "VM Network" --power on --guest-id windows2019srv_64Guest || exit 1
 DS=$(sim_info '.datastores.LocalDS_0')
-LV=(--libvirt-uri test:///default)
+LV=(--libvirt-uri test:///default --convert off)
 v2k() {
   "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
     --ca-file "$(sim_info .cert_file)"
@@ -122,6 +123,24 @@ check "no VMware Tools: the VM stays on" test "$(sim_power_state notools)" = pow
 out=$(v2k --workdir "$N" cutover "${LV[@]}" --net-default bridge:br0 --shutdown poweroff --json)
 check "poweroff: powers off at once and cuts over" jqe '.shutdown.policy == "poweroff" and .domain.defined' <<<"$out"
 check "poweroff: targets identical" sim_same_disks notools "$tmp/dst-notools/notools-disk0.qcow2"
+
+# ---- Windows conversion prerequisites, checked before the shutdown ----
+Wn=$(prepare win)
+LVC=(--libvirt-uri test:///default --net-default bridge:br0)
+out=$(VIRTIO_WIN=$tmp/no-virtio-win v2k --workdir "$Wn" cutover "${LVC[@]}" --convert required 2>&1)
+check "Windows without virtio-win, --convert required: refused (exit 2)" test $? -eq 2
+check "the refusal names VIRTIO_WIN" grep -q "virtio-win drivers: $tmp/no-virtio-win is missing; set VIRTIO_WIN" <<<"$out"
+check "the refusal leaves the VM on" test "$(sim_power_state win)" = poweredOn
+mkdir -p "$tmp/virtio-win" "$tmp/virt-tools"
+out=$(VIRTIO_WIN=$tmp/virtio-win VIRT_TOOLS_DATA_DIR=$tmp/virt-tools v2k --workdir "$Wn" cutover "${LVC[@]}" --convert required 2>&1)
+check "Windows without rhsrvany/pvvxsvc: refused, naming them" grep -q "needs rhsrvany.exe or pvvxsvc.exe in $tmp/virt-tools" <<<"$out"
+out=$(VIRTIO_WIN=$tmp/no-virtio-win v2k --workdir "$Wn" cutover "${LVC[@]}" --shutdown poweroff --json)
+check "--convert auto falls back to SATA + e1000e and cuts over" jqe '.domain.defined' <<<"$out"
+check "the fallback is recorded with its reason" \
+  jq_true '.conversion.fallback | test("VIRTIO_WIN")' "$Wn/manifest.json"
+check "the fallback is a warning event" grep -q '"event":"convert.fallback".*VIRTIO_WIN' "$Wn/events.log"
+check "the fallback domain uses SATA and e1000e" \
+  bash -c "grep -q \"bus='sata'\" '$Wn/artifacts/win.xml' && grep -q \"model type='e1000e'\" '$Wn/artifacts/win.xml'"
 
 # ---- killed at each cutover step, then re-run ----
 C=$(prepare crash)

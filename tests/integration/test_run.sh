@@ -33,7 +33,7 @@ v2k() {
     --ca-file "$(sim_info .cert_file)"
 }
 jqe() { jq -e "$1" >/dev/null; }
-common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default
+common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default --convert off
         --net-default bridge:br0 --incr-interval 0)
 
 # ---- end to end, with the guest writing while run copies ----
