@@ -31,9 +31,10 @@ check: deps
 	tests/run.sh $(BUILD) $(ASAN_BUILD)
 
 # A whole migration on the built-in vCenter simulator into libvirt's test
-# driver, with a summary at the end.
+# driver, with a summary at the end. GUEST=debian migrates, converts and
+# boots a real Debian guest (a few minutes).
 demo: deps build
-	scripts/demo.sh $(BUILD)
+	GUEST=$(GUEST) scripts/demo.sh $(BUILD)
 
 # Performance against nbdcopy, qemu-img and the synchronous baseline; writes
 # docs/performance.md. Not part of make check.

@@ -5,15 +5,21 @@
 # guest keeps writing; more data arrives; `run` again does more rounds, shuts
 # the guest down, copies the final delta, verifies every byte and defines the
 # domain in libvirt's test:///default driver. Then the summary.
+# GUEST=debian: the SCSI disk holds a real Debian 12 guest (tests/guest); its
+# filesystem gets new content between the phases, the cutover converts it to
+# virtio, and the demo ends by booting it under QEMU and printing its marker.
 set -eu
 BUILD=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$root/$BUILD/ablestack_v2k
 export V2K_VCSIM=$root/$BUILD/v2k-vcsim
 . "$root/tests/lib/sim.sh"
+. "$root/tests/guest/lib.sh"
+GUEST=${GUEST:-}
+case "$GUEST" in ''|debian) ;; *) echo "demo: GUEST must be debian (or unset)" >&2; exit 2 ;; esac
 tmp=$(mktemp -d /tmp/v2k-demo-XXXXXX)
 writer=0
-trap 'kill $writer 2>/dev/null; sim_stop; rm -rf "$tmp"' EXIT
+trap 'kill $writer 2>/dev/null || true; sim_stop || true; rm -rf "$tmp"' EXIT
 t_start=$(date +%s.%N)
 
 say() { printf '\n== %s\n' "$*"; }
@@ -25,30 +31,44 @@ v2k() {
 # to shut down (the simulated guest then takes 2 s to power off).
 guest_writes() {
   local i=0
-  while ! grep -q '"cutover.preflight"\|"event":"cutover.preflight"' "$W/events.log" 2>/dev/null; do
-    sim_fill web01 2000 $(( (i * 7 % 200) * 1048576 )) 1048576 $(( 100 + i % 100 )) || true
+  while ! grep -q '"event":"cutover.preflight"' "$W/events.log" 2>/dev/null; do
+    # A real guest's filesystem is written through guest_write_round instead.
+    [ -n "$GUEST" ] || sim_fill web01 2000 $(( (i * 7 % 200) * 1048576 )) 1048576 $(( 100 + i % 100 )) || true
     sim_fill web01 2001 $(( (i * 3 % 100) * 1048576 )) 1048576 $(( 50 + i % 100 )) || true
     i=$((i + 1))
     sleep 0.1
   done
 }
 
-say "Starting the vCenter simulator: VM web01 with a 256 MiB SCSI disk, a 128 MiB SATA disk, 2 NICs, EFI"
 echo demo-secret >"$tmp/password"
 chmod 600 "$tmp/password"
-sim_start "$tmp" --user demo --password demo-secret \
-  --vm web01 --disk scsi:256M --disk sata:128M --nic "VM Network" --nic "Backup Network" \
-  --firmware efi --cpus 4 --cores-per-socket 2 --memory 4096 --power on --shutdown-delay 2
+if [ -n "$GUEST" ]; then
+  img=$(guest_image "$root/$BUILD/guest")
+  say "Starting the vCenter simulator: VM web01 with a real Debian 12 guest on a 2 GiB SCSI disk, a 128 MiB SATA disk, 2 NICs, BIOS"
+  sim_start "$tmp" --user demo --password demo-secret \
+    --vm web01 --disk scsi:2G --disk sata:128M --nic "VM Network" --nic "Backup Network" \
+    --guest-id debian12_64Guest --cpus 2 --memory 1024 --power on --shutdown-delay 2
+  cp --sparse=always "$img" "$(sim_disk_flat web01 2000)"
+  convert=(--convert required)
+else
+  say "Starting the vCenter simulator: VM web01 with a 256 MiB SCSI disk, a 128 MiB SATA disk, 2 NICs, EFI"
+  sim_start "$tmp" --user demo --password demo-secret \
+    --vm web01 --disk scsi:256M --disk sata:128M --nic "VM Network" --nic "Backup Network" \
+    --firmware efi --cpus 4 --cores-per-socket 2 --memory 4096 --power on --shutdown-delay 2
+  # The simulator's disks hold data, not an operating system: nothing to convert.
+  convert=(--convert off)
+fi
 DS=$(sim_info '.datastores.LocalDS_0')
 echo "vCenter at $(sim_info .url), datastore LocalDS_0 at $DS"
 
-say "Writing guest data: 96 MiB spread over both disks"
-for i in $(seq 0 11); do sim_fill web01 2000 $((i * 20 * 1048576)) $((6 * 1048576)) $((1 + i)); done
+if [ -z "$GUEST" ]; then
+  say "Writing guest data: 96 MiB spread over both disks"
+  for i in $(seq 0 11); do sim_fill web01 2000 $((i * 20 * 1048576)) $((6 * 1048576)) $((1 + i)); done
+fi
 for i in $(seq 0 5); do sim_fill web01 2001 $((i * 20 * 1048576)) $((4 * 1048576)) $((21 + i)); done
 
 W=$tmp/workdir
-# The simulator's disks hold data, not an operating system: nothing to convert.
-common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default --convert off
+common=(--transport file --datastore-map "LocalDS_0=$DS" --libvirt-uri test:///default "${convert[@]}"
         --net-map "VM Network=bridge:br0" --net-map "Backup Network=network:default"
         --incr-interval 2 --max-incr 3)
 
@@ -58,6 +78,10 @@ writer=$!
 v2k --workdir "$W" run --vm web01 --dst "$tmp/images" "${common[@]}" --until ready
 say "The guest keeps writing for 3 s more"
 sleep 3
+if [ -n "$GUEST" ]; then
+  say "The guest writes 'round 2' into /data/v2k-round.txt"
+  guest_write_round "$(sim_disk_flat web01 2000)" 2
+fi
 say "Phase 2 (the maintenance window): run again: more rounds, shutdown, final sync, verify, define"
 v2k --workdir "$W" run "${common[@]}" --start
 kill $writer 2>/dev/null || true
@@ -68,10 +92,14 @@ st=$("$BIN" --workdir "$W" status --json)
 xml=$(jq -r .cutover.domain.xml <<<"$st")
 virt-xml-validate "$xml" domain
 identical=yes
+# A converted disk differs from the source by design: it was verified before
+# the conversion; the data disk is still compared.
 for i in 0 1; do
+  [ -n "$GUEST" ] && [ $i = 0 ] && continue
   flat=$(jq -r ".vms[0].disks[$i].flat" "$SIM_INFO")
   qemu-img compare -q -f raw -F qcow2 "$flat" "$tmp/images/web01-disk$i.qcow2" || identical=no
 done
+[ -n "$GUEST" ] && [ "$identical" = yes ] && identical="yes (the data disk; the root disk was verified before its conversion)"
 left=$(sim_snapshot_names web01 | grep -c . || true)
 
 phase_bytes() {
@@ -92,4 +120,12 @@ printf '  %-28s %s\n' \
   "domain XML" "$xml (valid)" \
   "snapshots left on vCenter" "$left" \
   "demo took" "$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f s", b - a }')"
-[ "$identical" = yes ] && [ "$left" -eq 0 ]
+if [ -n "$GUEST" ]; then
+  printf '  %-28s %s\n' "conversion" \
+    "$(jq -r '.conversion | "converted: \(.converted), virtio drivers: \(.virtio), warnings: \(.warnings), \(.accel)"' "$W/manifest.json")"
+  say "Booting the migrated disk under QEMU on virtio-blk (TCG; about 30 s)"
+  marker=$(bash "$root/tests/guest/boot.sh" "$tmp/images/web01-disk0.qcow2" qcow2 virtio "$tmp/boot.log" 240)
+  echo "  $marker"
+  grep -q '^V2K-MARKER root=/dev/vda1 .*vmware-tools=absent file=round_2' <<<"$marker"
+fi
+[ "${identical%% *}" = yes ] && [ "$left" -eq 0 ]

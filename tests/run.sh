@@ -2,7 +2,8 @@
 # Runs every suite and ends with "N passed, N failed".
 #   tests/run.sh BUILD_DIR [ASAN_BUILD_DIR]
 # The unit and integration suites run against BUILD_DIR, then again against
-# ASAN_BUILD_DIR (ASan+UBSan). The simulator suite (Go) runs once.
+# ASAN_BUILD_DIR (ASan+UBSan). The simulator suite (Go) and the guest suite
+# (tests/guest; V2K_SKIP_GUEST=1 skips it) run once.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -63,12 +64,29 @@ run_sim() {
   count "simulator (go test)" "$log" "$rc"
 }
 
+# The guest suite: a real Debian guest migrated, converted and booted (minutes).
+run_guest() {  # run_guest BUILD
+  local t log rc
+  if [ "${V2K_SKIP_GUEST:-0}" = 1 ]; then
+    echo "guest suite: SKIPPED (V2K_SKIP_GUEST=1)"
+    return
+  fi
+  for t in tests/guest/test_*.sh; do
+    log=$logdir/guest-$(basename "$t").log
+    V2K_BIN=$PWD/$1/ablestack_v2k V2K_VCSIM=$PWD/$BUILD/v2k-vcsim V2K_GUEST_CACHE=$PWD/$BUILD/guest \
+      bash "$t" >"$log" 2>&1
+    rc=$?
+    count "guest/$(basename "$t" .sh)" "$log" "$rc"
+  done
+}
+
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_unit "$BUILD" plain
 run_sim
 run_integration "$BUILD" plain
+run_guest "$BUILD"
 if [ -n "$ASAN" ]; then
   run_unit "$ASAN" asan
   run_integration "$ASAN" asan

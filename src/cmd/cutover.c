@@ -507,10 +507,10 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
   s->phase = PHASE_CUTOVER;
   if (domain_xml (s, o, &p, err) == -1 || write_xml (s, &p, err) == -1)
     goto out;
-  if (!m->cutover.defined || !p.exists) {
-    if (define_domain (s, o, &p, err) == -1)
-      goto out;
-  }
+  /* Defined again on a re-run: the domain is ours (preflight), and the XML
+   * may have changed, for example after a conversion. */
+  if (define_domain (s, o, &p, err) == -1)
+    goto out;
   if (o->start && start_domain (s, &p, err) == -1)
     goto out;
   if (!o->keep_snapshots && !m->cutover.snapshots_removed) {
