@@ -25,6 +25,7 @@ static const struct command commands[] = {
   { "sync", cmd_sync, "copy the base, incremental or final snapshot into the targets" },
   { "cutover", cmd_cutover, "stop the source, copy the final delta, define the libvirt domain" },
   { "convert", cmd_convert, "convert the copied guest to virtio (virt-v2v-in-place, overlay-safe)" },
+  { "register", cmd_register, "register the copied VM in the ABLESTACK cloud (Mold/CloudStack)" },
   { "verify", cmd_verify, "compare every target with the snapshot it was synced from" },
   { "cleanup", cmd_cleanup, "stop this run's helpers and remove this run's snapshots" },
   { "run", cmd_run, "the whole migration in one command, cutting over when the delta is small" },

@@ -27,6 +27,7 @@ int cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err
 int cmd_cutover (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_run (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_convert (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
+int cmd_register (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 int cmd_status (int argc, char **argv, struct v2k_global *g, struct v2k_error *err);
 
 /* Parses a non-negative decimal count for OPTION, or fails with a usage error. */

@@ -28,6 +28,7 @@
 #include "../vsphere/snapshot.h"
 
 const char *const v2k_shutdown_names[] = { "guest", "poweroff", "manual", NULL };
+const char *const v2k_provider_names[] = { "libvirt", "ablestack-cloud", "none", NULL };
 
 void
 v2k_cutover_opts_init (struct v2k_cutover_opts *o)
@@ -39,6 +40,8 @@ v2k_cutover_opts_init (struct v2k_cutover_opts *o)
   o->nic_model = -1;
   o->convert = CONVERT_AUTO;
   o->convert_accel = ACCEL_PROBE;
+  o->provider = PROVIDER_LIBVIRT;
+  v2k_cloud_opts_init (&o->cloud);
 }
 
 void
@@ -47,6 +50,7 @@ v2k_cutover_opts_free (struct v2k_cutover_opts *o)
   free (o->net_map);
   o->net_map = NULL;
   o->n_net_map = 0;
+  v2k_cloud_opts_free (&o->cloud);
 }
 
 static int
@@ -120,11 +124,12 @@ v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v
     break;
   case OPT_CUT_KEEP_SNAPSHOTS: o->keep_snapshots = true; break;
   case OPT_CUT_CONVERT: r = name_arg ("--convert", arg, v2k_convert_mode_names, &o->convert, err); break;
+  case OPT_CUT_PROVIDER: r = name_arg ("--target-provider", arg, v2k_provider_names, &o->provider, err); break;
   case OPT_CUT_CONVERT_ACCEL:
     r = name_arg ("--convert-accel", arg, v2k_convert_accel_names, &o->convert_accel, err);
     break;
   case OPT_CUT_RBD_SECRET: o->rbd_secret = arg; break;
-  default: return 0;
+  default: return v2k_cloud_getopt (c, arg, &o->cloud, err);
   }
   return r == -1 ? -1 : 1;
 }
@@ -149,6 +154,7 @@ struct cutover_plan {
   virConnectPtr conn;
   bool exists;             /* a domain of that name is already there (ours) */
   bool convert;            /* the guest is to be converted now */
+  struct v2k_register_ctx reg;   /* --target-provider ablestack-cloud */
 };
 
 static void
@@ -158,6 +164,13 @@ plan_free (struct cutover_plan *p)
   v2k_strv_free (p->monitors);
   if (p->conn)
     virConnectClose (p->conn);
+  v2k_register_close (&p->reg);
+}
+
+static int
+save_session_cb (void *opaque, struct v2k_error *err)
+{
+  return v2k_session_save (opaque, err);
 }
 
 /* The domain for the guest as it is now: virtio once converted, else SATA
@@ -221,12 +234,21 @@ preflight (struct v2k_session *s, const struct v2k_cutover_opts *o, struct cutov
       return -1;
     }
   p->name = o->name ? o->name : m->source.vm.name;
+  if (conversion_plan (s, o, p, err) == -1)
+    return -1;
+  if (o->provider == PROVIDER_CLOUD) {
+    p->reg = (struct v2k_register_ctx) { .m = m, .ev = &s->ev, .save = save_session_cb, .opaque = s,
+                                         .stop = &v2k_stop_requested };
+    return v2k_register_preflight (&p->reg, &o->cloud, err);
+  }
+  if (o->provider == PROVIDER_NONE)
+    return 0;
   if (m->target.storage == STORAGE_RBD) {
     struct v2k_rbd_conn rc = { .conf = m->target.ceph_conf, .id = m->target.ceph_id };
     if (v2k_rbd_monitors (&rc, &p->monitors, &p->n_monitors, err) == -1)
       return -1;
   }
-  if (domain_xml (s, o, p, err) == -1 || conversion_plan (s, o, p, err) == -1)
+  if (domain_xml (s, o, p, err) == -1)
     return -1;
   if (!(p->conn = v2k_libvirt_open (o->libvirt_uri, err)))
     return -1;
@@ -457,21 +479,29 @@ start_domain (struct v2k_session *s, struct cutover_plan *p, struct v2k_error *e
 }
 
 static json_t *
-cutover_summary (struct v2k_session *s, const struct cutover_plan *p, int removed)
+cutover_summary (struct v2k_session *s, const struct cutover_plan *p, const struct v2k_cutover_opts *o,
+                 int removed)
 {
   const struct v2k_manifest *m = s->m;
   const struct v2k_libvirt_plan *lv = &m->target.libvirt;
-  return json_pack ("{s:b, s:{s:s, s:s?, s:s, s:s?, s:s, s:b, s:b, s:i}, "
-                    "s:{s:s?, s:f}, s:f, s:i}",
-                    "ok", 1,
-                    "domain", "name", p->name, "uuid", lv->domain_uuid, "uri", lv->uri ? lv->uri : "",
-                    "xml", lv->xml_path, "state", v2k_libvirt_state (p->conn, p->name),
-                    "defined", m->cutover.defined, "started", m->cutover.started,
-                    "domains_named", v2k_libvirt_count (p->conn, p->name),
-                    "shutdown", "policy", m->cutover.shutdown,
-                    "seconds", (double) m->cutover.shutdown_ms / 1000.0,
-                    "final_sync_seconds", (double) m->cutover.final_sync_ms / 1000.0,
-                    "snapshots_removed", removed);
+  json_t *j = json_pack ("{s:b, s:s, s:{s:s?, s:f}, s:f, s:i, s:{s:b, s:s?}}",
+                         "ok", 1, "provider", v2k_provider_names[o->provider],
+                         "shutdown", "policy", m->cutover.shutdown,
+                         "seconds", (double) m->cutover.shutdown_ms / 1000.0,
+                         "final_sync_seconds", (double) m->cutover.final_sync_ms / 1000.0,
+                         "snapshots_removed", removed,
+                         "conversion", "converted", m->conversion.converted,
+                         "fallback", m->conversion.fallback);
+  if (o->provider == PROVIDER_LIBVIRT)
+    json_object_set_new (j, "domain",
+                         json_pack ("{s:s, s:s?, s:s, s:s?, s:s, s:b, s:b, s:i}",
+                                    "name", p->name, "uuid", lv->domain_uuid, "uri", lv->uri ? lv->uri : "",
+                                    "xml", lv->xml_path, "state", v2k_libvirt_state (p->conn, p->name),
+                                    "defined", m->cutover.defined, "started", m->cutover.started,
+                                    "domains_named", v2k_libvirt_count (p->conn, p->name)));
+  else if (o->provider == PROVIDER_CLOUD)
+    json_object_set_new (j, "cloud", v2k_cloud_summary (m));
+  return j;
 }
 
 int
@@ -496,8 +526,10 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
   if (final_sync (s, conn, so, progress_bar, out, err) == -1)
     goto out;
   s->phase = PHASE_CUTOVER;
-  /* A started guest writes to the targets: compare them before that. */
-  if (o->verify && !m->cutover.defined) {
+  /* A started guest writes to the targets, and a converted one differs
+   * from the source: compare them before either. */
+  if (o->verify && !m->cutover.defined && !m->cloud.vm_id && !m->conversion.converted &&
+      !m->conversion.committing) {
     if (v2k_step_verify (s, conn, o->verify, out, err) == -1)
       goto out;
     s->phase = PHASE_CUTOVER;
@@ -505,14 +537,23 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
   if (p.convert && convert_guest (s, o, out, err) == -1)
     goto out;
   s->phase = PHASE_CUTOVER;
-  if (domain_xml (s, o, &p, err) == -1 || write_xml (s, &p, err) == -1)
-    goto out;
-  /* Defined again on a re-run: the domain is ours (preflight), and the XML
-   * may have changed, for example after a conversion. */
-  if (define_domain (s, o, &p, err) == -1)
-    goto out;
-  if (o->start && start_domain (s, &p, err) == -1)
-    goto out;
+  if (o->provider == PROVIDER_LIBVIRT) {
+    if (domain_xml (s, o, &p, err) == -1 || write_xml (s, &p, err) == -1)
+      goto out;
+    /* Defined again on a re-run: the domain is ours (preflight), and the
+     * XML may have changed, for example after a conversion. */
+    if (define_domain (s, o, &p, err) == -1)
+      goto out;
+    if (o->start && start_domain (s, &p, err) == -1)
+      goto out;
+  }
+  else if (o->provider == PROVIDER_CLOUD) {
+    struct v2k_register_opts ro = o->cloud;
+    ro.start = o->start;
+    p.reg.virtio = m->conversion.converted;
+    if (v2k_register_apply (&p.reg, &ro, err) == -1)
+      goto out;
+  }
   if (!o->keep_snapshots && !m->cutover.snapshots_removed) {
     if (v2k_step_remove_snapshots (s, conn->task_timeout > 0 ? conn->task_timeout : 3600,
                                    &removed, err) == -1)
@@ -524,12 +565,18 @@ v2k_step_cutover (struct v2k_session *s, const struct v2k_conn_args *conn,
   m->phase = PHASE_DONE;
   if (v2k_session_save (s, err) == -1)
     goto out;
-  json_t *sum = cutover_summary (s, &p, removed);
+  json_t *sum = cutover_summary (s, &p, o, removed);
   v2k_session_event (s, EV_INFO, NULL, "cutover.done", json_incref (sum));
-  if (out)
+  if (out && o->provider == PROVIDER_LIBVIRT)
     fprintf (out, "cutover done: domain %s (%s) %s at %s; XML %s\n", p.name,
              m->target.libvirt.domain_uuid, m->cutover.started ? "started" : "defined",
              m->target.libvirt.uri, m->target.libvirt.xml_path);
+  else if (out && o->provider == PROVIDER_CLOUD)
+    fprintf (out, "cutover done: cloud VM %s (%s) registered%s\n", m->cloud.vm_name, m->cloud.vm_id,
+             m->cloud.started ? " and started" : "");
+  else if (out)
+    fprintf (out, "cutover done: the targets are final%s; register them with 'register'\n",
+             m->conversion.converted ? " and converted" : "");
   if (result)
     *result = sum;
   else

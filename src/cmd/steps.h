@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include "session.h"
 #include "../state/plan.h"
+#include "../cloud/register.h"
 
 /* init: its options, shared with run. */
 enum {
@@ -139,14 +140,70 @@ int v2k_step_verify (struct v2k_session *s, const struct v2k_conn_args *conn,
 int v2k_step_remove_snapshots (struct v2k_session *s, long task_timeout, int *removed,
                                struct v2k_error *err);
 
+/* ABLESTACK cloud registration options (cutover, register, run). */
+enum {
+  OPT_CLOUD_ENDPOINT = 1600, OPT_CLOUD_API_KEY, OPT_CLOUD_SECRET_FILE, OPT_CLOUD_CRED_FILE,
+  OPT_CLOUD_CMK_PROFILE, OPT_CLOUD_CMK_CONFIG, OPT_CLOUD_SIGNATURE, OPT_CLOUD_CA_FILE,
+  OPT_CLOUD_INSECURE, OPT_CLOUD_ZONE, OPT_CLOUD_OFFERING, OPT_CLOUD_STORAGE, OPT_CLOUD_DISK_OFFERING,
+  OPT_CLOUD_HOST, OPT_CLOUD_NET_MAP, OPT_CLOUD_ACCOUNT, OPT_CLOUD_DOMAIN, OPT_CLOUD_PROJECT,
+  OPT_CLOUD_NAME, OPT_CLOUD_CPU_SPEED, OPT_CLOUD_ON_FAILURE, OPT_CLOUD_JOB_TIMEOUT,
+};
+#define V2K_CLOUD_OPTIONS \
+  { "cloud-endpoint", required_argument, NULL, OPT_CLOUD_ENDPOINT }, \
+  { "cloud-api-key", required_argument, NULL, OPT_CLOUD_API_KEY }, \
+  { "cloud-secret-key-file", required_argument, NULL, OPT_CLOUD_SECRET_FILE }, \
+  { "cloud-cred-file", required_argument, NULL, OPT_CLOUD_CRED_FILE }, \
+  { "cmk-profile", required_argument, NULL, OPT_CLOUD_CMK_PROFILE }, \
+  { "cmk-config", required_argument, NULL, OPT_CLOUD_CMK_CONFIG }, \
+  { "cloud-signature", required_argument, NULL, OPT_CLOUD_SIGNATURE }, \
+  { "cloud-ca-file", required_argument, NULL, OPT_CLOUD_CA_FILE }, \
+  { "cloud-insecure", no_argument, NULL, OPT_CLOUD_INSECURE }, \
+  { "cloud-zone", required_argument, NULL, OPT_CLOUD_ZONE }, \
+  { "cloud-service-offering", required_argument, NULL, OPT_CLOUD_OFFERING }, \
+  { "cloud-storage", required_argument, NULL, OPT_CLOUD_STORAGE }, \
+  { "cloud-disk-offering", required_argument, NULL, OPT_CLOUD_DISK_OFFERING }, \
+  { "cloud-host", required_argument, NULL, OPT_CLOUD_HOST }, \
+  { "cloud-net-map", required_argument, NULL, OPT_CLOUD_NET_MAP }, \
+  { "cloud-account", required_argument, NULL, OPT_CLOUD_ACCOUNT }, \
+  { "cloud-domain", required_argument, NULL, OPT_CLOUD_DOMAIN }, \
+  { "cloud-project", required_argument, NULL, OPT_CLOUD_PROJECT }, \
+  { "cloud-name", required_argument, NULL, OPT_CLOUD_NAME }, \
+  { "cloud-cpu-speed", required_argument, NULL, OPT_CLOUD_CPU_SPEED }, \
+  { "on-failure", required_argument, NULL, OPT_CLOUD_ON_FAILURE }, \
+  { "cloud-job-timeout", required_argument, NULL, OPT_CLOUD_JOB_TIMEOUT }
+#define V2K_CLOUD_HELP \
+  "ABLESTACK cloud (--target-provider ablestack-cloud, or the register command):\n" \
+  "  --cloud-endpoint URL      http(s)://mgmt:8080/client/api\n" \
+  "  --cloud-api-key KEY       --cloud-secret-key-file FILE (mode 0600)\n" \
+  "  --cloud-cred-file FILE    ini or KEY=VALUE (endpoint, api_key, secret_key); mode 0600\n" \
+  "  --cmk-profile NAME        a CloudMonkey profile (--cmk-config, default ~/.cmk/config)\n" \
+  "                            else ABLESTACK_V2K_CLOUD_ENDPOINT/_API_KEY/_SECRET_KEY\n" \
+  "  --cloud-signature auto|sha256|sha1|sha512  (default auto: probed with listApis)\n" \
+  "  --cloud-ca-file PEM       --cloud-insecure (no TLS verification; recorded)\n" \
+  "  --cloud-zone ID           --cloud-service-offering ID   --cloud-storage POOL-ID\n" \
+  "  --cloud-disk-offering ID  (default: the tool's own writeback offering)\n" \
+  "  --cloud-host ID           for host-local pools\n" \
+  "  --cloud-net-map 'VMWARE NET=NETWORK-ID'  per NIC. Repeatable\n" \
+  "  --cloud-account A --cloud-domain D, or --cloud-project P   the owner\n" \
+  "  --cloud-name NAME         the VM's name (default: the source's, made a host name)\n" \
+  "  --cloud-cpu-speed MHZ     when the offering leaves it open (default 1000)\n" \
+  "  --on-failure rollback|keep  before a start (default rollback; disks are never deleted)\n" \
+  "  --cloud-job-timeout SEC   wait this long for each cloud job (default 1800)\n"
+
+void v2k_cloud_opts_init (struct v2k_register_opts *o);
+void v2k_cloud_opts_free (struct v2k_register_opts *o);
+int v2k_cloud_getopt (int c, const char *arg, struct v2k_register_opts *o, struct v2k_error *err);
+
 /* cutover: its options, shared with run. */
 enum { SHUTDOWN_GUEST, SHUTDOWN_POWEROFF, SHUTDOWN_MANUAL };
+enum { PROVIDER_LIBVIRT, PROVIDER_CLOUD, PROVIDER_NONE };
+extern const char *const v2k_provider_names[];   /* libvirt, ablestack-cloud, none */
 extern const char *const v2k_shutdown_names[];   /* "guest", "poweroff", "manual" */
 enum {
   OPT_CUT_SHUTDOWN = 1200, OPT_CUT_SHUTDOWN_TIMEOUT, OPT_CUT_FORCE_POWEROFF, OPT_CUT_DEFINE_ONLY,
   OPT_CUT_START, OPT_CUT_LIBVIRT_URI, OPT_CUT_NAME, OPT_CUT_DISK_BUS, OPT_CUT_NIC_MODEL,
   OPT_CUT_NET_MAP, OPT_CUT_NET_DEFAULT, OPT_CUT_KEEP_SNAPSHOTS, OPT_CUT_RBD_SECRET,
-  OPT_CUT_CONVERT, OPT_CUT_CONVERT_ACCEL,
+  OPT_CUT_CONVERT, OPT_CUT_CONVERT_ACCEL, OPT_CUT_PROVIDER,
 };
 #define V2K_CUTOVER_OPTIONS \
   { "shutdown", required_argument, NULL, OPT_CUT_SHUTDOWN }, \
@@ -163,7 +220,9 @@ enum {
   { "keep-snapshots", no_argument, NULL, OPT_CUT_KEEP_SNAPSHOTS }, \
   { "libvirt-rbd-secret", required_argument, NULL, OPT_CUT_RBD_SECRET }, \
   { "convert", required_argument, NULL, OPT_CUT_CONVERT }, \
-  { "convert-accel", required_argument, NULL, OPT_CUT_CONVERT_ACCEL }
+  { "convert-accel", required_argument, NULL, OPT_CUT_CONVERT_ACCEL }, \
+  { "target-provider", required_argument, NULL, OPT_CUT_PROVIDER }, \
+  V2K_CLOUD_OPTIONS
 #define V2K_CUTOVER_HELP \
   "Cutover:\n" \
   "  --shutdown guest|poweroff|manual  how the source stops (default guest: a\n" \
@@ -182,7 +241,10 @@ enum {
   "  --net-map 'VMWARE NET=bridge:BR|network:NET'  per source network. Repeatable\n" \
   "  --net-default bridge:BR|network:NET  for networks without a --net-map\n" \
   "  --libvirt-rbd-secret UUID  the libvirt secret holding the cephx key (rbd)\n" \
-  "  --keep-snapshots     leave this run's snapshots on vCenter\n"
+  "  --keep-snapshots     leave this run's snapshots on vCenter\n" \
+  "  --target-provider libvirt|ablestack-cloud|none  where the VM goes (default\n" \
+  "                       libvirt; none: copy and convert only, then 'register')\n" \
+  "\n" V2K_CLOUD_HELP
 
 struct v2k_cutover_opts {
   int shutdown;              /* SHUTDOWN_* */
@@ -191,6 +253,8 @@ struct v2k_cutover_opts {
   const char *libvirt_uri, *name, *net_default, *rbd_secret;
   int disk_bus, nic_model;   /* enum v2k_disk_bus / v2k_nic_model; -1: by conversion */
   int convert;               /* enum v2k_convert_mode */
+  int provider;              /* PROVIDER_* */
+  struct v2k_register_opts cloud;
   int convert_accel;         /* enum v2k_convert_accel; ACCEL_PROBE */
   const char **net_map;
   size_t n_net_map;
@@ -199,6 +263,15 @@ struct v2k_cutover_opts {
 void v2k_cutover_opts_init (struct v2k_cutover_opts *o);
 void v2k_cutover_opts_free (struct v2k_cutover_opts *o);
 int v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v2k_error *err);
+
+/* Registers the copied VM in the cloud: preflight, then apply (register
+ * command, and cutover with --target-provider ablestack-cloud after the
+ * final sync). *RESULT (may be NULL) gets a JSON summary. */
+int v2k_step_register (struct v2k_session *s, const struct v2k_register_opts *o, bool preflight_only,
+                       json_t **result, struct v2k_error *err);
+
+/* The cloud record as JSON (flavour, vm id and name, step, volumes). */
+json_t *v2k_cloud_summary (const struct v2k_manifest *m);
 
 /* Converts the guest (convert command, and cutover after the final sync). */
 int v2k_step_convert (struct v2k_session *s, int accel, FILE *out, struct v2k_error *err);

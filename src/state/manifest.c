@@ -188,6 +188,32 @@ static const struct jm_field conversion_fields[] = {
 };
 static const struct jm_schema conversion_schema = JM_SCHEMA (struct v2k_conversion, conversion_fields);
 
+static const struct jm_field cloud_volume_fields[] = {
+  S (struct v2k_cloud_volume, disk), OS (struct v2k_cloud_volume, path),
+  OS (struct v2k_cloud_volume, import_job), OS (struct v2k_cloud_volume, volume_id),
+  OS (struct v2k_cloud_volume, attach_job), I (struct v2k_cloud_volume, device_id),
+  B (struct v2k_cloud_volume, attached),
+};
+static const struct jm_schema cloud_volume_schema = JM_SCHEMA (struct v2k_cloud_volume, cloud_volume_fields);
+
+static const struct jm_field cloud_nic_fields[] = {
+  OS (struct v2k_cloud_nic, mac), OS (struct v2k_cloud_nic, network_id), OS (struct v2k_cloud_nic, job),
+  B (struct v2k_cloud_nic, added),
+};
+static const struct jm_schema cloud_nic_schema = JM_SCHEMA (struct v2k_cloud_nic, cloud_nic_fields);
+
+static const struct jm_field cloud_fields[] = {
+  OS (struct v2k_cloud_record, endpoint), OS (struct v2k_cloud_record, flavour),
+  OS (struct v2k_cloud_record, algorithm), OS (struct v2k_cloud_record, step),
+  OS (struct v2k_cloud_record, vm_name), OS (struct v2k_cloud_record, vm_id),
+  OS (struct v2k_cloud_record, deploy_job), OS (struct v2k_cloud_record, root_job),
+  OS (struct v2k_cloud_record, start_job), OS (struct v2k_cloud_record, disk_offering_id),
+  JM_ARRFIELD (struct v2k_cloud_record, volumes, n_volumes, true, cloud_volume_schema),
+  JM_ARRFIELD (struct v2k_cloud_record, nics, n_nics, true, cloud_nic_schema),
+  B (struct v2k_cloud_record, started), B (struct v2k_cloud_record, rolled_back),
+};
+static const struct jm_schema cloud_schema = JM_SCHEMA (struct v2k_cloud_record, cloud_fields);
+
 static const struct jm_field forecast_fields[] = {
   I (struct v2k_forecast, round), I (struct v2k_forecast, last_round_bytes),
   I (struct v2k_forecast, rate_bps), I (struct v2k_forecast, snapshot_ms),
@@ -210,6 +236,7 @@ static const struct jm_field manifest_fields[] = {
   I (struct v2k_manifest, incr_rounds),
   JM_SUBFIELD (struct v2k_manifest, cutover, JM_OBJ, false, cutover_schema),
   JM_SUBFIELD (struct v2k_manifest, conversion, JM_OBJ, false, conversion_schema),
+  JM_SUBFIELD (struct v2k_manifest, cloud, JM_OBJ, false, cloud_schema),
   JM_SUBFIELD (struct v2k_manifest, forecast, JM_OBJ, false, forecast_schema),
   JM_SUBFIELD (struct v2k_manifest, last_error, JM_OPTOBJ, false, error_record_schema),
 };

@@ -238,6 +238,46 @@ struct v2k_conversion {
   char *finished;
 };
 
+/* One disk registered in the cloud. */
+struct v2k_cloud_volume {
+  char *disk;          /* the disk id (scsi0:0) */
+  char *path;          /* what importVolume was given (basename or RBD image) */
+  char *import_job;
+  char *volume_id;
+  char *attach_job;
+  int64_t device_id;
+  bool attached;
+};
+
+/* Upstream flavour: a NIC added after the import. */
+struct v2k_cloud_nic {
+  char *mac;
+  char *network_id;
+  char *job;
+  bool added;
+};
+
+/* ABLESTACK cloud registration: every id is saved before the next step. */
+struct v2k_cloud_record {
+  char *endpoint;
+  char *flavour;       /* mold or upstream */
+  char *algorithm;     /* the signature algorithm that worked */
+  char *step;          /* the last step finished: preflight, imported, deployed, nics, root,
+                        * attached, verified, started, rolled_back */
+  char *vm_name;
+  char *vm_id;         /* chosen by the tool (customid) before the deploy */
+  char *deploy_job;
+  char *root_job;
+  char *start_job;
+  char *disk_offering_id;
+  struct v2k_cloud_volume *volumes;
+  size_t n_volumes;
+  struct v2k_cloud_nic *nics;   /* upstream: NICs after the first */
+  size_t n_nics;
+  bool started;
+  bool rolled_back;
+};
+
 /* run's downtime forecast after each incremental round. */
 struct v2k_forecast {
   int64_t round;                /* incremental rounds run has measured */
@@ -267,6 +307,7 @@ struct v2k_manifest {
   int64_t incr_rounds;
   struct v2k_cutover_record cutover;
   struct v2k_conversion conversion;
+  struct v2k_cloud_record cloud;
   struct v2k_forecast forecast;
   struct v2k_error_record *last_error;
 };

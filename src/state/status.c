@@ -150,6 +150,22 @@ v2k_status_build (const char *workdir, size_t nevents, struct v2k_error *err)
                                   "snapshots_removed", cr->snapshots_removed,
                                   "domain", "name", optstr (lv->domain_name), "uuid", optstr (lv->domain_uuid),
                                   "uri", optstr (lv->uri), "xml", optstr (lv->xml_path)));
+  const struct v2k_cloud_record *cl = &m->cloud;
+  json_t *cvols = json_array ();
+  for (size_t i = 0; i < cl->n_volumes; i++)
+    json_array_append_new (cvols, json_pack ("{s:s, s:o, s:b}", "disk", cl->volumes[i].disk,
+                                             "volume_id", optstr (cl->volumes[i].volume_id),
+                                             "attached", cl->volumes[i].attached || i == 0));
+  json_object_set_new (j, "cloud",
+                       json_pack ("{s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}",
+                                  "endpoint", optstr (cl->endpoint), "flavour", optstr (cl->flavour),
+                                  "step", optstr (cl->step), "vm_id", optstr (cl->vm_id),
+                                  "vm_name", optstr (cl->vm_name), "started", cl->started,
+                                  "rolled_back", cl->rolled_back, "volumes", cvols));
+  json_object_set_new (j, "conversion",
+                       json_pack ("{s:s, s:b, s:b, s:o}", "state", v2k_step_state_names[m->conversion.state],
+                                  "converted", m->conversion.converted, "virtio", m->conversion.virtio,
+                                  "fallback", optstr (m->conversion.fallback)));
   json_object_set_new (j, "last_error", v2k_error_record_json (m->last_error));
   json_object_set_new (j, "events", events);
   v2k_manifest_free (m);

@@ -18,6 +18,7 @@ static const char *const exit_names[] = {
   [V2K_EXIT_TARGET] = "target",
   [V2K_EXIT_LIBVIRT] = "libvirt",
   [V2K_EXIT_VERIFY] = "verify_mismatch",
+  [V2K_EXIT_CLOUD] = "cloud",
 };
 
 const char *

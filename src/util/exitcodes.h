@@ -16,6 +16,7 @@ enum v2k_exit {
   V2K_EXIT_TARGET = 9,      /* the target disk or storage refused or failed */
   V2K_EXIT_LIBVIRT = 10,    /* libvirt define/start failed */
   V2K_EXIT_VERIFY = 11,     /* verify found a target that differs from its source */
+  V2K_EXIT_CLOUD = 12,      /* the ABLESTACK cloud API refused, failed or could not be reached */
   V2K_EXIT_INTERRUPTED = 130, /* stopped by SIGINT/SIGTERM at a safe point */
 };
 

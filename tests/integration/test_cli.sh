@@ -12,11 +12,11 @@ out=$("$BIN" --help)
 check "--help lists status" grep -q "status" <<<"$out"
 check "--version" bash -c "'$BIN' --version | grep -qE '^ablestack_v2k [0-9]+\.[0-9]+\.[0-9]+$'"
 check "status --help" bash -c "'$BIN' status --help | grep -q -- '--events N'"
-for c in init cbt snapshot sync cutover convert verify cleanup run copy status; do
+for c in init cbt snapshot sync cutover convert register verify cleanup run copy status; do
   check "--help lists $c" grep -qE "^  $c " <<<"$out"
   check "$c --help exits 0" bash -c "'$BIN' $c --help | grep -q '^Usage: ablestack_v2k'"
 done
-check "only working commands are listed" test "$(grep -cE '^  [a-z]+ +[a-z]' <<<"$out")" -eq 11
+check "only working commands are listed" test "$(grep -cE '^  [a-z]+ +[a-z]' <<<"$out")" -eq 12
 
 expect_exit "no command: usage" 2 "$BIN"
 expect_exit "unknown command: usage" 2 "$BIN" frobnicate
