@@ -257,7 +257,8 @@ v2k_cloud_list (struct v2k_cloud *c, const char *command, const char *objname,
     v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
     return -1;
   }
-  memcpy (q, p, n * sizeof *q);
+  if (n)
+    memcpy (q, p, n * sizeof *q);
   json_t *all = json_array ();
   int rc = -1;
   for (int page = 1; page < 10000; page++) {

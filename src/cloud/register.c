@@ -204,7 +204,9 @@ static int
 record_init (struct v2k_manifest *m)
 {
   struct v2k_cloud_record *c = &m->cloud;
+  /* An empty array loaded from the manifest still has a placeholder. */
   if (c->n_volumes == 0) {
+    free (c->volumes);
     if (!(c->volumes = calloc (m->n_disks, sizeof *c->volumes)))
       return -1;
     c->n_volumes = m->n_disks;
@@ -212,6 +214,7 @@ record_init (struct v2k_manifest *m)
       c->volumes[i].disk = strdup (m->disks[i].id);
   }
   if (c->n_nics == 0 && m->n_nics > 1) {
+    free (c->nics);
     if (!(c->nics = calloc (m->n_nics - 1, sizeof *c->nics)))
       return -1;
     c->n_nics = m->n_nics - 1;
