@@ -3,8 +3,10 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD := build
 ASAN_BUILD := build-asan
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan check demo install clean bench
+.PHONY: all deps build build-asan check demo install clean bench fuzz
 
 all: build
 
@@ -41,6 +43,16 @@ demo: deps build
 bench: deps build
 	bench/run.sh $(BUILD)
 
+# libFuzzer harnesses (clang, ASan+UBSan), FUZZ_SECONDS each; not part of
+# make check, which replays the seed corpus and every saved crasher instead.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbuildtype=debug -Dsimulator=disabled -Dtests=disabled
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 install: build
 	install -D -m 0755 $(BUILD)/ablestack_v2k $(DESTDIR)$(PREFIX)/bin/ablestack_v2k
 	install -d $(DESTDIR)$(PREFIX)/share/doc/ablestack-v2k
@@ -49,4 +61,4 @@ install: build
 	install -m 0644 examples/* $(DESTDIR)$(PREFIX)/share/doc/ablestack-v2k/examples/
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

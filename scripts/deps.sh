@@ -6,7 +6,7 @@ PACKAGES="
   build-essential pkg-config meson ninja-build git ca-certificates
   golang-go golang-github-vmware-govmomi-dev
   libjansson-dev libcurl4-openssl-dev libssl-dev libxml2-dev libnbd-dev librbd-dev libvirt-dev
-  libcmocka-dev uuid-dev python3
+  libcmocka-dev uuid-dev python3 clang libclang-rt-14-dev
   nbdkit libnbd-bin qemu-utils libvirt-clients libxml2-utils
   ceph-mon ceph-osd ceph-common librados-dev fdisk
   jq openssl curl procps util-linux coreutils time bc

@@ -64,6 +64,18 @@ run_sim() {
   count "simulator (go test)" "$log" "$rc"
 }
 
+# The fuzz harnesses replayed over their seed corpus and every saved crasher.
+run_replay() {  # run_replay BUILD LABEL
+  local h log rc
+  for h in soap manifest areas dspath units; do
+    [ -x "$1/replay_$h" ] || continue
+    log=$logdir/$2-replay-$h.log
+    "$1/replay_$h" "tests/fuzz/corpus/$h" "tests/fuzz/crashers/$h" >"$log" 2>&1
+    rc=$?
+    count "$2 fuzz-replay/$h" "$log" "$rc"
+  done
+}
+
 # The guest suite: a real Debian guest migrated, converted and booted (minutes).
 run_guest() {  # run_guest BUILD
   local t log rc
@@ -84,11 +96,13 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_unit "$BUILD" plain
+run_replay "$BUILD" plain
 run_sim
 run_integration "$BUILD" plain
 run_guest "$BUILD"
 if [ -n "$ASAN" ]; then
   run_unit "$ASAN" asan
+  run_replay "$ASAN" asan
   run_integration "$ASAN" asan
 fi
 rm -rf "$logdir"

@@ -10,7 +10,6 @@
 #include "session.h"
 #include "steps.h"
 #include "../kvm/convert.h"
-#include "../util/cleanup.h"
 #include "../util/signals.h"
 
 static void
@@ -63,6 +62,7 @@ cmd_convert (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
 
   struct v2k_session s;
   int rc = -1;
+  char *blocker = NULL;
   v2k_signals_install ();
   if (v2k_session_open (g, "convert", true, NULL, &s, err) == -1)
     goto out;
@@ -82,7 +82,7 @@ cmd_convert (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     rc = 0;
     goto out;
   }
-  CLEANUP_FREE char *blocker = v2k_convert_blocker (m);
+  blocker = v2k_convert_blocker (m);
   if (blocker) {
     v2k_error_set (err, V2K_EXIT_USAGE, "cannot convert: %s", blocker);
     goto out;
@@ -99,6 +99,7 @@ cmd_convert (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
             m->cutover.defined ? "; run cutover again to redefine the domain with virtio" : "");
   rc = 0;
  out:
+  free (blocker);
   v2k_session_close (&s, rc, err);
   return rc == 0 ? 0 : err->code;
 }

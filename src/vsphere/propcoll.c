@@ -14,9 +14,8 @@ grow (void **arr, size_t n, size_t size)
   return 0;
 }
 
-/* Adds the objects of one <returnval>; returns its token (or NULL). */
-static int
-collect (xmlNode *rv, struct v2k_pc_result *res, char **token, struct v2k_error *err)
+int
+v2k_pc_collect (xmlNode *rv, struct v2k_pc_result *res, char **token, struct v2k_error *err)
 {
   *token = v2k_xml_child_text (rv, "token");
   for (xmlNode *o = v2k_xml_child (rv, "objects"); o; o = v2k_xml_next (o)) {
@@ -75,7 +74,7 @@ v2k_pc_retrieve (struct v2k_soap *s, const char *specset, struct v2k_pc_result *
     return -1;
   char *token = NULL;
   xmlNode *rv = v2k_xml_child (resp, "returnval");
-  if (rv && collect (rv, res, &token, err) == -1)
+  if (rv && v2k_pc_collect (rv, res, &token, err) == -1)
     return -1;
   while (token) {
     struct strbuf q = { 0 };
@@ -90,7 +89,7 @@ v2k_pc_retrieve (struct v2k_soap *s, const char *specset, struct v2k_pc_result *
     if (r == -1 || keep_doc (res, doc, err) == -1)
       return -1;
     rv = v2k_xml_child (resp, "returnval");
-    if (rv && collect (rv, res, &token, err) == -1)
+    if (rv && v2k_pc_collect (rv, res, &token, err) == -1)
       return -1;
   }
   return 0;

@@ -35,6 +35,10 @@ int v2k_pc_get_all (struct v2k_soap *s, const char *type, const char *const *pat
                     struct v2k_pc_result *res, struct v2k_error *err);
 /* The <val> of property NAME, or NULL when unset (vSphere omits nil values). */
 xmlNode *v2k_pc_prop (const struct v2k_pc_object *o, const char *name);
+/* Adds the objects of one RetrievePropertiesEx <returnval> to RES; *TOKEN
+ * gets its continuation token (or NULL). The nodes stay owned by their
+ * document. */
+int v2k_pc_collect (xmlNode *rv, struct v2k_pc_result *res, char **token, struct v2k_error *err);
 char *v2k_pc_prop_text (const struct v2k_pc_object *o, const char *name);
 void v2k_pc_result_free (struct v2k_pc_result *res);
 
