@@ -18,8 +18,8 @@ export V2K_VCSIM=$root/$BUILD/v2k-vcsim
 GUEST=${GUEST:-}
 case "$GUEST" in ''|debian) ;; *) echo "demo: GUEST must be debian (or unset)" >&2; exit 2 ;; esac
 tmp=$(mktemp -d /tmp/v2k-demo-XXXXXX)
-writer=0
-trap 'kill $writer 2>/dev/null || true; sim_stop || true; rm -rf "$tmp"' EXIT
+writer=
+trap '[ -z "$writer" ] || kill $writer 2>/dev/null || true; sim_stop || true; rm -rf "$tmp"' EXIT
 t_start=$(date +%s.%N)
 
 say() { printf '\n== %s\n' "$*"; }

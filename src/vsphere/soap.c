@@ -25,6 +25,8 @@ struct v2k_soap {
   unsigned char pin[EVP_MAX_MD_SIZE];
   unsigned pin_len;               /* 0: no pin; 20: SHA-1; 32: SHA-256 */
   char seen_sha1[EVP_MAX_MD_SIZE * 3], seen_sha256[EVP_MAX_MD_SIZE * 3];
+  char verify_error[128];         /* why OpenSSL refused the chain */
+  char curl_error[CURL_ERROR_SIZE];
   bool pin_mismatch;
   struct v2k_service_content sc;
   struct v2k_fault last_fault;
@@ -119,6 +121,9 @@ verify_cb (int preverify_ok, X509_STORE_CTX *ctx)
     X509_STORE_CTX_set_error (ctx, X509_V_OK);
     return 1;
   }
+  if (!preverify_ok && !s->verify_error[0])
+    snprintf (s->verify_error, sizeof s->verify_error, "%s",
+              X509_verify_cert_error_string (X509_STORE_CTX_get_error (ctx)));
   return preverify_ok;
 }
 
@@ -223,7 +228,9 @@ tls_error (struct v2k_soap *s, CURLcode rc, struct v2k_error *err)
     v2k_error_set (err, V2K_EXIT_CONNECT,
                    "%s: TLS certificate not trusted (%s). Its SHA-1 is %s and SHA-256 %s: "
                    "trust its CA with --ca-file, or pin it with --thumbprint",
-                   s->sdk_url, curl_easy_strerror (rc), s->seen_sha1, s->seen_sha256);
+                   s->sdk_url, s->verify_error[0] ? s->verify_error
+                   : s->curl_error[0] ? s->curl_error : curl_easy_strerror (rc),
+                   s->seen_sha1, s->seen_sha256);
   else
     v2k_error_set (err, V2K_EXIT_CONNECT, "%s: TLS failed: %s", s->sdk_url,
                    curl_easy_strerror (rc));
@@ -238,6 +245,12 @@ http_post (struct v2k_soap *s, const char *envelope, bool mutating, struct v2k_e
     sb_free (&s->body);
     s->body_too_large = false;
     s->pin_mismatch = false;
+    s->verify_error[0] = s->curl_error[0] = '\0';
+    curl_easy_setopt (s->curl, CURLOPT_ERRORBUFFER, s->curl_error);
+    /* libcurl re-sends a request whose reused connection died; a change must
+     * go out once, so it gets a connection of its own. */
+    curl_easy_setopt (s->curl, CURLOPT_FRESH_CONNECT, mutating ? 1L : 0L);
+    curl_easy_setopt (s->curl, CURLOPT_FORBID_REUSE, mutating ? 1L : 0L);
     struct curl_slist *hdrs = NULL;
     CLEANUP_FREE char *action = NULL;
     if (asprintf (&action, "SOAPAction: \"%s\"", s->soap_action) < 0)

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/sim.sh"
 BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
 tmp=$(mktemp -d /tmp/v2k-cleanup-XXXXXX)
-trap 'sim_stop; pkill -f "$tmp/" 2>/dev/null; kill "${decoy:-0}" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'sim_stop; pkill -f "$tmp/" 2>/dev/null; [ -n "${decoy:-}" ] && kill "$decoy" 2>/dev/null; rm -rf "$tmp"' EXIT
 sim_start "$tmp" --vm c1 --disk scsi:16M --disk sata:8M --power on || exit 1
 v2k() {
   "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \

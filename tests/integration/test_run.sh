@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/sim.sh"
 BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
 tmp=$(mktemp -d /tmp/v2k-run-XXXXXX)
-trap 'sim_stop; kill ${writer:-0} 2>/dev/null; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'sim_stop; [ -n "${writer:-}" ] && kill $writer 2>/dev/null; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 sim_start "$tmp" \
   --vm e2e --disk scsi:24M --disk sata:8M --nic "VM Network" --nic "Backup" --firmware efi --power on --shutdown-delay 1 \
   --vm split --disk scsi:8M --nic "VM Network" --power on \

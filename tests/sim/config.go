@@ -61,6 +61,7 @@ type config struct {
 	expireSeconds int
 	expireCalls   int
 	trace         bool
+	certExpired   bool
 	corrupt       []corruptSpec
 	maxObjects    int
 	vms           []*vmSpec
@@ -270,6 +271,8 @@ func parseArgs(args []string) (*config, error) {
 			c.maxObjects, err = intVal()
 		case "--trace":
 			c.trace = true
+		case "--cert-expired":
+			c.certExpired = true
 		case "--vm":
 			if s, err = val(); err == nil {
 				cur = newVM(s)

@@ -56,9 +56,25 @@ func thumbprint(sum []byte) string {
 	return strings.Join(parts, ":")
 }
 
+// notBefore and notAfter give a certificate valid for a year from now, or
+// (--cert-expired) one that expired yesterday.
+func notBefore(expired bool) time.Time {
+	if expired {
+		return time.Now().Add(-30 * 24 * time.Hour)
+	}
+	return time.Now().Add(-time.Hour)
+}
+
+func notAfter(expired bool) time.Time {
+	if expired {
+		return time.Now().Add(-24 * time.Hour)
+	}
+	return time.Now().Add(365 * 24 * time.Hour)
+}
+
 // makeCertificate creates a self-signed RSA-2048 certificate for loopback:
 // Debian 12's OpenSSL rejects the simulator's built-in RSA-1024 one.
-func makeCertificate(dir string) (tls.Certificate, string, []byte, error) {
+func makeCertificate(dir string, expired bool) (tls.Certificate, string, []byte, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return tls.Certificate{}, "", nil, err
@@ -67,8 +83,8 @@ func makeCertificate(dir string) (tls.Certificate, string, []byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"ablestack-v2k test vCenter"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
+		NotBefore:             notBefore(expired),
+		NotAfter:              notAfter(expired),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
@@ -139,7 +155,7 @@ func run(cfg *config) error {
 	}
 	defer model.Remove()
 
-	pair, certFile, der, err := makeCertificate(certDir)
+	pair, certFile, der, err := makeCertificate(certDir, cfg.certExpired)
 	if err != nil {
 		return err
 	}
