@@ -18,6 +18,7 @@
 #include "../kvm/convert.h"
 #include "../kvm/domain.h"
 #include "../kvm/libvirt.h"
+#include "../state/workdir.h"
 #include "../transfer/rbd.h"
 #include "../util/cleanup.h"
 #include "../util/crashpoint.h"
@@ -147,6 +148,7 @@ now_seconds (void)
 
 struct cutover_plan {
   const char *name;
+  char *default_name;
   char *xml;
   int disk_bus;
   char **monitors;
@@ -161,6 +163,7 @@ static void
 plan_free (struct cutover_plan *p)
 {
   free (p->xml);
+  free (p->default_name);
   v2k_strv_free (p->monitors);
   if (p->conn)
     virConnectClose (p->conn);
@@ -233,7 +236,16 @@ preflight (struct v2k_session *s, const struct v2k_cutover_opts *o, struct cutov
                      v2k_step_state_names[m->disks[i].base.state]);
       return -1;
     }
-  p->name = o->name ? o->name : m->source.vm.name;
+  if (o->name)
+    p->name = o->name;
+  else {
+    /* libvirt refuses a '/' in a domain name; vSphere allows one. */
+    v2k_set_str (&p->default_name, m->source.vm.name);
+    for (char *c = p->default_name; c && *c; c++)
+      if (*c == '/')
+        *c = '_';
+    p->name = p->default_name;
+  }
   if (conversion_plan (s, o, p, err) == -1)
     return -1;
   if (o->provider == PROVIDER_CLOUD) {
@@ -430,8 +442,10 @@ static int
 write_xml (struct v2k_session *s, const struct cutover_plan *p, struct v2k_error *err)
 {
   CLEANUP_FREE char *dir = NULL, *path = NULL;
-  if (asprintf (&dir, "%s/artifacts", s->workdir) < 0 ||
-      asprintf (&path, "%s/%s.xml", dir, p->name) < 0) {
+  /* The file is named after the domain, made safe for a file system. */
+  CLEANUP_FREE char *safe = v2k_safe_name (p->name);
+  if (!safe || asprintf (&dir, "%s/artifacts", s->workdir) < 0 ||
+      asprintf (&path, "%s/%s.xml", dir, safe) < 0) {
     v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
     return -1;
   }

@@ -360,9 +360,20 @@ entity_path (const struct entities *ents, const char *root, const char *parent, 
     parts[np++] = found->name ? found->name : "?";
     p = found->parent;
   }
+  /* Names are escaped as vSphere's inventory paths escape them, so that a
+   * '/' in a name cannot pass for a folder. */
   struct strbuf b = { 0 };
   for (size_t i = np; i-- > 0; ) {
-    sb_add (&b, parts[i]);
+    for (const char *c = parts[i]; *c; c++) {
+      if (*c == '%')
+        sb_add (&b, "%25");
+      else if (*c == '/')
+        sb_add (&b, "%2f");
+      else if (*c == '\\')
+        sb_add (&b, "%5c");
+      else
+        sb_addn (&b, c, 1);
+    }
     if (i)
       sb_add (&b, "/");
   }

@@ -107,10 +107,32 @@ func nicDevice(n nicSpec, key int32, mac string) types.BaseVirtualDevice {
 	return &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: card}}
 }
 
+// fileName is the name a VM's files get. vSphere escapes '/' and quotes in
+// shortens long ones; the simulator would fail on them, so such VMs get a
+// plain file name and their real name after creation (see renameVM).
+func fileName(vmIndex int, name string) string {
+	if strings.ContainsAny(name, "/\\%\"") || len(name) > 80 {
+		return fmt.Sprintf("vm-%d", vmIndex)
+	}
+	return name
+}
+
+// renameVM gives the VM its display name, which may hold anything.
+func renameVM(vm *simulator.VirtualMachine, name string) {
+	simulator.Map.WithLock(vm, func() {
+		vm.Name = name
+		vm.Config.Name = name
+		vm.Summary.Config.Name = name
+		simulator.Map.Update(vm, []types.PropertyChange{
+			{Name: "name", Val: name}, {Name: "config.name", Val: name}, {Name: "summary.config.name", Val: name},
+		})
+	})
+}
+
 // buildSpec turns a vmSpec into a CreateVM_Task spec with fixed keys.
 func buildSpec(vmIndex int, vm *vmSpec, dsName string) types.VirtualMachineConfigSpec {
 	spec := types.VirtualMachineConfigSpec{
-		Name:              vm.name,
+		Name:              fileName(vmIndex, vm.name),
 		GuestId:           vm.guestID,
 		NumCPUs:           vm.cpus,
 		NumCoresPerSocket: vm.coresPerSocket,
@@ -317,6 +339,9 @@ func buildInventory(ctx context.Context, c *vim25.Client, specs []*vmSpec) (*inv
 		}
 		ref := res.Result.(types.ManagedObjectReference)
 		vmObj := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+		if spec.Name != vs.name {
+			renameVM(vmObj, vs.name)
+		}
 		info := vmInfo{Name: vs.name, Moref: ref.Value, UUID: vmObj.Config.InstanceUuid,
 			Path: strings.TrimPrefix(dc.InventoryPath+"/"+folderPath+"/"+vs.name, "/")}
 		flats := map[int32]string{}
