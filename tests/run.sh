@@ -43,7 +43,7 @@ run_unit() {  # run_unit BUILD LABEL
 
 run_integration() {  # run_integration BUILD LABEL
   local t log rc
-  for t in tests/integration/test_*.sh tests/security/test_*.sh tests/input/test_*.sh; do
+  for t in tests/integration/test_*.sh tests/security/test_*.sh tests/input/test_*.sh tests/faults/test_*.sh; do
     log=$logdir/$2-$(basename "$t").log
     V2K_BIN=$PWD/$1/ablestack_v2k V2K_VCSIM=$PWD/$BUILD/v2k-vcsim bash "$t" >"$log" 2>&1
     rc=$?

@@ -259,7 +259,8 @@ connect_pool (struct rbd_priv *p, const struct v2k_rbd_conn *c, const char *pool
 
 int
 v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, bool ours,
-                 bool recreate, bool *created, struct v2k_error *err)
+                 bool recreate, int (*claim) (void *, struct v2k_error *), void *claim_opaque,
+                 bool *created, struct v2k_error *err)
 {
   char pool[256], image[256];
   *created = false;
@@ -296,6 +297,8 @@ v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, b
     v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s: %s", spec, strerror (-r));
     goto out;
   }
+  if (claim && claim (claim_opaque, err) == -1)
+    goto out;
   rbd_image_options_t opts;
   rbd_image_options_create (&opts);
   r = rbd_create4 (p.ioctx, image, (uint64_t) size, opts);

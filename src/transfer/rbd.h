@@ -16,9 +16,11 @@ int v2k_rbd_parse (const char *spec, char *pool, size_t plen, char *image, size_
 
 /* Creates the image at SIZE (rbd_create4) unless it exists. An existing
  * image is refused unless OURS (this run created it); with RECREATE it is
- * removed and created again. *CREATED tells whether a new image was made. */
+ * removed and created again. CLAIM (may be NULL) runs just before a create.
+ * *CREATED tells whether a new image was made. */
 int v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, bool ours,
-                     bool recreate, bool *created, struct v2k_error *err);
+                     bool recreate, int (*claim) (void *, struct v2k_error *), void *claim_opaque,
+                     bool *created, struct v2k_error *err);
 
 struct v2k_endpoint *v2k_rbd_open (const char *spec, const char *name,
                                    const struct v2k_rbd_conn *c, struct v2k_error *err);

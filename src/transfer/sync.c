@@ -78,6 +78,14 @@ save_locked (struct sync_run *r, struct v2k_error *err)
   return v2k_manifest_save (r->c->m, r->c->workdir, err);
 }
 
+/* The target's claim (target_created) is saved before the target is made;
+ * the caller holds r->lock. */
+static int
+claim_target (void *opaque, struct v2k_error *err)
+{
+  return save_locked (opaque, err);
+}
+
 static void
 draw_bar (struct sync_run *r)
 {
@@ -207,7 +215,8 @@ copy_disk (struct job *j, struct v2k_error *err)
                                 .force_block_device = c->force_block_device,
                                 .ceph_conf = c->ceph_conf ? c->ceph_conf : c->m->target.ceph_conf,
                                 .ceph_id = c->ceph_id ? c->ceph_id : c->m->target.ceph_id,
-                                .ceph_timeout = c->ceph_timeout };
+                                .ceph_timeout = c->ceph_timeout,
+                                .claim = claim_target, .claim_opaque = r };
   pthread_mutex_lock (&r->lock);
   bool recreate = c->kind == SNAP_BASE && !j->resume;
   int prep = v2k_target_prepare (&ta, recreate && d->target_created, &fresh, err);
@@ -418,8 +427,8 @@ plan_job (struct sync_run *r, struct job *j, struct v2k_error *err)
   return 0;
 }
 
-/* After an incremental or final sync: the older migration snapshots go,
- * by moref, so at most one stays between cycles. */
+/* After a sync: the older migration snapshots go, by moref, so at most one
+ * stays between cycles. */
 static int
 remove_previous_snapshots (struct sync_run *r, struct v2k_error *err)
 {
@@ -519,7 +528,9 @@ v2k_sync_run (struct v2k_sync_ctx *c, struct v2k_error *err)
       *err = r.jobs[i].err;
       goto out;
     }
-  if (c->kind != SNAP_BASE && remove_previous_snapshots (&r, err) == -1)
+  /* After a base too: a base --full (recovering from a CBT reset) makes any
+   * older migration snapshot obsolete, an unsynced incremental one included. */
+  if (remove_previous_snapshots (&r, err) == -1)
     goto out;
   v2k_now_rfc3339 (ts);
   step->state = STEP_DONE;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "target.h"
+#include "../util/crashpoint.h"
 #include "rbd.h"
 #include "../util/cleanup.h"
 #include "../util/fsutil.h"
@@ -182,9 +183,12 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
           return -1;
         }
       }
+      d->target_created = true;
+      if (a->claim && a->claim (a->claim_opaque, err) == -1)
+        return -1;
+      v2k_crashpoint ("target:claimed");
       if (v2k_image_create (d->target_path, fmt, d->capacity, err) == -1)
         return -1;
-      d->target_created = true;
       *fresh = true;
     }
     return 0;
@@ -194,8 +198,13 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
   case STORAGE_RBD: {
     bool created = false;
     struct v2k_rbd_conn rc = { a->ceph_conf, a->ceph_id, a->ceph_timeout };
-    if (v2k_rbd_prepare (d->target_path, &rc, d->capacity, d->target_created, recreate, &created,
-                         err) == -1)
+    bool was_ours = d->target_created;
+    d->target_created = true;           /* claimed only if it is created */
+    int r = v2k_rbd_prepare (d->target_path, &rc, d->capacity, was_ours, recreate, a->claim,
+                             a->claim_opaque, &created, err);
+    if (!created)
+      d->target_created = was_ours;
+    if (r == -1)
       return -1;
     if (created) {
       d->target_created = true;

@@ -17,6 +17,11 @@ struct v2k_target_args {
   bool force_block_device;   /* skip only the signature check */
   const char *ceph_conf, *ceph_id;
   int ceph_timeout;
+  /* Called with disk->target_created just set, before the target is
+   * created: the caller saves the manifest, so that a kill between the
+   * creation and the next save cannot leave a target this run disowns. */
+  int (*claim) (void *opaque, struct v2k_error *err);
+  void *claim_opaque;
 };
 
 /* Makes sure the target exists and may be written: creates a file target

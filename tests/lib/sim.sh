@@ -13,7 +13,7 @@ sim_start() {
   local dir=$1
   shift
   SIM_INFO=$dir/vcsim-info.json
-  rm -f "$SIM_INFO"
+  rm -f "$SIM_INFO" "$dir/soap-cookies"   # a cookie of an earlier simulator is no login
   setsid "${V2K_VCSIM:?V2K_VCSIM must name the simulator binary}" --info "$SIM_INFO" "$@" \
     >"$dir/vcsim.log" 2>&1 </dev/null &
   SIM_PID=$!

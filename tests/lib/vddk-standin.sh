@@ -42,6 +42,16 @@ case "\$1" in
     stat -L -c %s '$ds'/"\$f" ;;
   pread)
     f=\$(sed 's/^\[[^]]*\] *//; s/\.vmdk\$/-flat.vmdk/' "\$tmpdir/file")
+    # Faults for the reliability suite: EVIDENCE_DIR/fault holds "eio-all",
+    # "eio-rate PERCENT" or "delay SECONDS".
+    if [ -f "\$ev/fault" ]; then
+      read kind arg <"\$ev/fault"
+      case "\$kind" in
+        eio-all) echo "EIO injected fault" >&2; exit 1 ;;
+        eio-rate) [ \$(( \$(od -An -N2 -tu2 /dev/urandom) % 100 )) -lt "\$arg" ] && { echo "EIO injected fault" >&2; exit 1; } ;;
+        delay) sleep "\$arg" ;;
+      esac
+    fi
     dd if='$ds'/"\$f" iflag=skip_bytes,count_bytes skip="\$4" count="\$3" status=none ;;
   can_write|can_trim|can_zero) exit 3 ;;
   *) exit 2 ;;
