@@ -108,7 +108,8 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
     port = NULL;
   if (asprintf (&cfgarg, "config=%s", config ? config : "/dev/null") < 0)
     cfgarg = NULL;
-  /* retry: transient NFC errors; blocksize maxdata=2M: larger VDDK requests
+  /* retry: transient NFC errors (3 tries, 1 s then 2 s apart: a persistent
+   * error surfaces within seconds, not minutes); blocksize maxdata=2M: larger VDDK requests
    * fail with NFC allocation errors. Filters wrap the plugin in this order. */
   const char *args[20];
   size_t n = 0;
@@ -119,7 +120,7 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
   if (script && *script)
     args[n++] = script;
   const char *params[] = { libdir, server, user, password, thumb, vm, snap, file, transports,
-                           cfgarg, "maxdata=2M", "retries=5" };
+                           cfgarg, "maxdata=2M", "retries=3", "retry-delay=1" };
   /* Without a snapshot (verify after cutover), VDDK opens the VM's own disk. */
   for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
     if (params[i])

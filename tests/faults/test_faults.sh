@@ -200,15 +200,18 @@ RANDOM=4242
 points=(atomic-write:tmp atomic-write:rename atomic-write:rename atomic-write:tmp snapshot:created
         sync:checkpoint sync:before-commit target:claimed cutover:powered-off cutover:defined)
 kills=0
-for vm_round in 1 2 3 4 5 6 7 8; do
+vm_round=0
+while [ $kills -lt 55 ] && [ $vm_round -lt 14 ]; do
+  vm_round=$((vm_round + 1))
   new_sim
   attempts=0
-  for k in $(seq 10); do
+  for k in $(seq 14); do
     p=${points[$((RANDOM % ${#points[@]}))]}
     case $p in atomic-write:*) p=$p@$((RANDOM % 6 + 1)) ;; sync:*|target:*) p=$p@$((RANDOM % 2 + 1)) ;; esac
     V2K_CRASHPOINT=$p v2k --workdir "$W" run "${RUN[@]}" --checkpoint-interval 0.01 >/dev/null 2>&1
     rc=$?
     attempts=$((attempts + 1))
+    [ $rc -eq 0 ] && break             # done before this point was reached
     [ $rc -eq 137 ] && kills=$((kills + 1))
     [ "$(sim_power_state f)" = poweredOn ] && sim_fill f 2001 $((k * 200000)) 50000 $((k + 100))
   done

@@ -21,14 +21,16 @@ case "\$1" in
           -[0-9]*) fd=\${3#-}; pw=\$(cat "/proc/self/fd/\$fd") ;;
           *) echo "password not passed through a descriptor" >&2; exit 1 ;;
         esac
-        if [ "\$pw" = '$password' ]; then echo ok >"\$ev/password"; else echo bad >"\$ev/password"; fi ;;
+        # Per instance (disks are opened in parallel), then for the tests.
+        if [ "\$pw" = '$password' ]; then v=ok; else v=bad; fi
+        echo \$v >"\$tmpdir/password"; echo \$v >"\$ev/password" ;;
       *) echo "unknown vddk parameter \$2" >&2; exit 1 ;;
     esac ;;
   config_complete)
     for k in libdir server user thumbprint vm file transports config; do
       [ -s "\$tmpdir/\$k" ] || { echo "missing \$k" >&2; exit 1; }
     done
-    [ "\$(cat "\$ev/password" 2>/dev/null)" = ok ] || { echo "wrong password" >&2; exit 1; }
+    [ "\$(cat "\$tmpdir/password" 2>/dev/null)" = ok ] || { echo "wrong password" >&2; exit 1; }
     for k in server port user thumbprint vm snapshot file transports config; do
       [ -e "\$tmpdir/\$k" ] || continue
       printf '%s=%s\n' "\$k" "\$(cat "\$tmpdir/\$k")" >>"\$ev/params"
