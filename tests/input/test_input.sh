@@ -9,6 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/sim.sh"
 BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
+jqe() { jq -e "$1" >/dev/null; }
 tmp=$(mktemp -d /tmp/v2k-input-XXXXXX)
 trap 'sim_stop; [ -n "${hostile:-}" ] && kill $hostile 2>/dev/null; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 LONG=$(printf 'v%.0s' $(seq 255))
@@ -83,7 +84,7 @@ out=$("$BIN" frobnicate 2>&1)
 rc=$?
 check "an unknown command: exit 2 naming it" test "$rc" -eq 2 -a "$(grep -c "unknown command 'frobnicate'" <<<"$out")" -eq 1
 out=$("$BIN" --json sync base 2>/dev/null)
-check "--json errors are one JSON object" jq -e '.ok == false and .error.exit_code == 2' <<<"$out" >/dev/null
+check "--json errors are one JSON object" jqe '.ok == false and .error.exit_code == 2' <<<"$out"
 
 # ---- broken workdirs: the file and the field are named ----
 wd() {  # wd LABEL EXIT PATTERN DIR
@@ -132,7 +133,7 @@ for n in "${NAMES[@]}"; do
   check "name '$label': recorded exactly" test "$(jq -r .source.vm.name "$w/manifest.json")" = "$n"
   out=$(v2k --workdir "$w" run --libvirt-uri test:///default --convert off --incr-interval 0 --max-incr 1 \
         --net-default bridge:br0 --json 2>/dev/null)
-  check "name '$label': a whole run" jq -e '.state == "done"' <<<"$out" >/dev/null
+  check "name '$label': a whole run" jqe '.state == "done"' <<<"$out"
   xml=$(ls "$w"/artifacts/*.xml 2>/dev/null | head -1)
   check "name '$label': the domain XML validates (names escaped)" virt-xml-validate "${xml:-/nonexistent}" domain
   check "name '$label': targets stay under --dst" test "$(find "$tmp/hdst$i" -name '*.qcow2' | wc -l)" -eq 1
@@ -140,9 +141,10 @@ for n in "${NAMES[@]}"; do
 done
 n=${NAMES[0]}
 out=$(v2k init --vm "$n" --dst "$tmp/hq" --workdir-root "$tmp/hq" --transport file --datastore-map "LocalDS_0=$DS" --json 2>&1)
-check "a name with quotes and XML specials works with --vm NAME too" jq -e .ok <<<"$out" >/dev/null
-out=$(v2k init --vm "DC0/vm/..%2f..%2fetc%2fescape" --dst "$tmp/hp" --workdir-root "$tmp/hp" --transport file --datastore-map "LocalDS_0=$DS" --json 2>&1)
-check "a '/' in a name is %2f in its inventory path" jq -e '.ok' <<<"$out" >/dev/null
+check "a name with quotes and XML specials works with --vm NAME too" jqe .ok <<<"$out"
+w=$(ls -d "$tmp"/hroot/_._.._etc_escape/*/ | head -1)
+check "a '/' in a name is %2f in its recorded inventory path" \
+  test "$(jq -r .source.vm.inventory_path "$w/manifest.json")" = "DC0/vm/..%2f..%2fetc%2fescape"
 check "no name was ever run as a command" test ! -e /tmp/pwned
 
 # ---- hostile SOAP replies ----

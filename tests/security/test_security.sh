@@ -13,6 +13,7 @@ root=$(cd "$here/../.." && pwd)
 . "$here/../lib/sim.sh"
 . "$here/../lib/vddk-standin.sh"
 BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
+jqe() { jq -e "$1" >/dev/null; }
 tmp=$(mktemp -d /tmp/v2k-security-XXXXXX)
 trap '[ -n "${scanner:-}" ] && kill $scanner 2>/dev/null; sim_stop; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 # Shell metacharacters on purpose (the stand-in plugin quotes it with '').
@@ -93,7 +94,7 @@ out=$("$BIN" init --vm sec --dst "$tmp/x" --workdir-root "$tmp/x" --transport fi
 check "a thumbprint mismatch is refused (exit 5)" test $? -eq 5
 out=$("$BIN" --json init --vm sec --dst "$tmp/x" --workdir-root "$tmp/ins" --transport file --datastore-map "LocalDS_0=$DS" --vcenter "$(sim_info .url)" \
       --username "$USER_NAME" --password-file "$tmp/pw" --insecure 2>&1)
-check "--insecure is the only way around" jq -e .ok <<<"$out" >/dev/null
+check "--insecure is the only way around" jqe .ok <<<"$out"
 check "--insecure leaves a warning event" grep -q '"level":"warn".*"event":"tls.insecure"' "$(jq -r .workdir <<<"$out")/events.log"
 sim_stop
 sim_start "$tmp" --cert-expired --user "$USER_NAME" --password "$PW" --vm sec --disk scsi:8M || exit 1
