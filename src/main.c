@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "cmd/cmd.h"
+#include "state/jsonmap.h"
 
 struct command {
   const char *name;
@@ -72,6 +73,22 @@ v2k_parse_count (const char *option, const char *value, long max, long *out,
     return -1;
   }
   *out = v;
+  return 0;
+}
+
+int
+v2k_parse_enum (const char *opt, const char *arg, const char *const *names, int *out,
+                struct v2k_error *err)
+{
+  int i = jm_enum_index (names, arg);
+  if (i < 0) {
+    char list[128] = "";
+    for (int k = 0; names[k]; k++)
+      snprintf (list + strlen (list), sizeof list - strlen (list), "%s%s", k ? ", " : "", names[k]);
+    v2k_error_set (err, V2K_EXIT_USAGE, "%s: '%s' is not one of %s", opt, arg, list);
+    return -1;
+  }
+  *out = i;
   return 0;
 }
 

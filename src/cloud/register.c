@@ -503,7 +503,7 @@ v2k_register_preflight (struct v2k_register_ctx *rc, const struct v2k_register_o
 
 /* ---- apply ---- */
 
-static const char *
+static void
 owner_param (const struct v2k_register_opts *o, struct v2k_cloud_param *p, size_t *n)
 {
   if (o->project)
@@ -512,7 +512,6 @@ owner_param (const struct v2k_register_opts *o, struct v2k_cloud_param *p, size_
     p[(*n)++] = P ("account", o->account);
     p[(*n)++] = P ("domainid", o->domain ? o->domain : "");
   }
-  return NULL;
 }
 
 static int

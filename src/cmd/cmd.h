@@ -33,6 +33,10 @@ int cmd_status (int argc, char **argv, struct v2k_global *g, struct v2k_error *e
 /* Parses a non-negative decimal count for OPTION, or fails with a usage error. */
 int v2k_parse_count (const char *option, const char *value, long max, long *out,
                      struct v2k_error *err);
+/* Parses VALUE of OPTION as one of NAMES (NULL-terminated), or fails with a
+ * usage error listing them. */
+int v2k_parse_enum (const char *option, const char *value, const char *const *names, int *out,
+                    struct v2k_error *err);
 /* The usage error for an unknown option or a missing argument, from getopt. */
 int v2k_usage_error (struct v2k_error *err, const char *command, const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));

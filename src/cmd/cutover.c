@@ -55,22 +55,6 @@ v2k_cutover_opts_free (struct v2k_cutover_opts *o)
 }
 
 static int
-name_arg (const char *opt, const char *arg, const char *const *names, int *out,
-          struct v2k_error *err)
-{
-  int i = jm_enum_index (names, arg);
-  if (i < 0) {
-    char list[128] = "";
-    for (int k = 0; names[k]; k++)
-      snprintf (list + strlen (list), sizeof list - strlen (list), "%s%s", k ? ", " : "", names[k]);
-    v2k_error_set (err, V2K_EXIT_USAGE, "%s: '%s' is not one of %s", opt, arg, list);
-    return -1;
-  }
-  *out = i;
-  return 0;
-}
-
-static int
 net_target_check (const char *opt, const char *t, struct v2k_error *err)
 {
   if ((strncmp (t, "bridge:", 7) == 0 && t[7]) || (strncmp (t, "network:", 8) == 0 && t[8]))
@@ -84,7 +68,7 @@ v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v
 {
   int r = 0;
   switch (c) {
-  case OPT_CUT_SHUTDOWN: r = name_arg ("--shutdown", arg, v2k_shutdown_names, &o->shutdown, err); break;
+  case OPT_CUT_SHUTDOWN: r = v2k_parse_enum ("--shutdown", arg, v2k_shutdown_names, &o->shutdown, err); break;
   case OPT_CUT_SHUTDOWN_TIMEOUT:
     r = v2k_parse_size ("--shutdown-timeout", arg, 1, 86400, &o->shutdown_timeout, err);
     break;
@@ -99,8 +83,8 @@ v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v
     }
     o->name = arg;
     break;
-  case OPT_CUT_DISK_BUS: r = name_arg ("--disk-bus", arg, v2k_disk_bus_names, &o->disk_bus, err); break;
-  case OPT_CUT_NIC_MODEL: r = name_arg ("--nic-model", arg, v2k_nic_model_names, &o->nic_model, err); break;
+  case OPT_CUT_DISK_BUS: r = v2k_parse_enum ("--disk-bus", arg, v2k_disk_bus_names, &o->disk_bus, err); break;
+  case OPT_CUT_NIC_MODEL: r = v2k_parse_enum ("--nic-model", arg, v2k_nic_model_names, &o->nic_model, err); break;
   case OPT_CUT_NET_MAP: {
     const char *eq = strrchr (arg, '=');
     if (!eq || eq == arg) {
@@ -124,23 +108,15 @@ v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v
     o->net_default = arg;
     break;
   case OPT_CUT_KEEP_SNAPSHOTS: o->keep_snapshots = true; break;
-  case OPT_CUT_CONVERT: r = name_arg ("--convert", arg, v2k_convert_mode_names, &o->convert, err); break;
-  case OPT_CUT_PROVIDER: r = name_arg ("--target-provider", arg, v2k_provider_names, &o->provider, err); break;
+  case OPT_CUT_CONVERT: r = v2k_parse_enum ("--convert", arg, v2k_convert_mode_names, &o->convert, err); break;
+  case OPT_CUT_PROVIDER: r = v2k_parse_enum ("--target-provider", arg, v2k_provider_names, &o->provider, err); break;
   case OPT_CUT_CONVERT_ACCEL:
-    r = name_arg ("--convert-accel", arg, v2k_convert_accel_names, &o->convert_accel, err);
+    r = v2k_parse_enum ("--convert-accel", arg, v2k_convert_accel_names, &o->convert_accel, err);
     break;
   case OPT_CUT_RBD_SECRET: o->rbd_secret = arg; break;
   default: return v2k_cloud_getopt (c, arg, &o->cloud, err);
   }
   return r == -1 ? -1 : 1;
-}
-
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 /* ---- preflight: everything that can be refused is refused before the
@@ -277,7 +253,7 @@ record_powered_off (struct v2k_session *s, const char *policy, double t0)
   v2k_now_rfc3339 (now);
   v2k_set_str (&s->m->cutover.shutdown, policy);
   v2k_set_str (&s->m->cutover.powered_off, now);
-  s->m->cutover.shutdown_ms = (int64_t) ((now_seconds () - t0) * 1000);
+  s->m->cutover.shutdown_ms = (int64_t) ((v2k_monotonic_seconds () - t0) * 1000);
 }
 
 static int
@@ -291,7 +267,7 @@ shutdown_source (struct v2k_session *s, const struct v2k_cutover_opts *o, FILE *
   struct v2k_power p;
   if (v2k_power_read (s->soap, vm, &p, err) == -1)
     return -1;
-  double t0 = now_seconds ();
+  double t0 = v2k_monotonic_seconds ();
   int rc = 0;
   const char *policy = v2k_shutdown_names[o->shutdown];
   if (v2k_power_is_off (&p)) {
@@ -379,7 +355,7 @@ final_sync (struct v2k_session *s, const struct v2k_conn_args *conn,
                                   .task_timeout = conn->task_timeout };
   const struct v2k_snapshot *snap;
   bool adopted;
-  double t0 = now_seconds ();
+  double t0 = v2k_monotonic_seconds ();
   if (v2k_step_snapshot (s, &sn, &snap, &adopted, err) == -1)
     return -1;
   if (out)
@@ -388,7 +364,7 @@ final_sync (struct v2k_session *s, const struct v2k_conn_args *conn,
   fo.full = false;
   if (v2k_step_sync (s, conn, SNAP_FINAL, &fo, progress_bar, err) == -1)
     return -1;
-  s->m->cutover.final_sync_ms = (int64_t) ((now_seconds () - t0) * 1000);
+  s->m->cutover.final_sync_ms = (int64_t) ((v2k_monotonic_seconds () - t0) * 1000);
   s->phase = PHASE_CUTOVER;
   return v2k_session_save (s, err);
 }
@@ -463,7 +439,7 @@ define_domain (struct v2k_session *s, const struct v2k_cutover_opts *o, struct c
                struct v2k_error *err)
 {
   char uuid[VIR_UUID_STRING_BUFLEN];
-  double t0 = now_seconds ();
+  double t0 = v2k_monotonic_seconds ();
   if (v2k_libvirt_define (p->conn, p->xml, uuid, err) == -1)
     return -1;
   v2k_crashpoint ("cutover:defined");
@@ -474,7 +450,7 @@ define_domain (struct v2k_session *s, const struct v2k_cutover_opts *o, struct c
   v2k_session_event (s, EV_INFO, NULL, "domain.defined",
                      json_pack ("{s:s, s:s, s:s, s:s, s:b, s:f}", "name", p->name, "uuid", uuid,
                                 "uri", lv->uri, "xml", lv->xml_path, "redefined", p->exists,
-                                "seconds", now_seconds () - t0));
+                                "seconds", v2k_monotonic_seconds () - t0));
   return v2k_session_save (s, err);
 }
 
@@ -482,13 +458,13 @@ static int
 start_domain (struct v2k_session *s, struct cutover_plan *p, struct v2k_error *err)
 {
   bool was_running;
-  double t0 = now_seconds ();
+  double t0 = v2k_monotonic_seconds ();
   if (v2k_libvirt_start (p->conn, p->name, &was_running, err) == -1)
     return -1;
   s->m->cutover.started = true;
   v2k_session_event (s, EV_INFO, NULL, "domain.started",
                      json_pack ("{s:s, s:b, s:f}", "name", p->name, "already_running", was_running,
-                                "seconds", now_seconds () - t0));
+                                "seconds", v2k_monotonic_seconds () - t0));
   return v2k_session_save (s, err);
 }
 

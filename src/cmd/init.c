@@ -40,23 +40,6 @@ init_help (FILE *out)
 
 
 static int
-enum_arg (const char *opt, const char *arg, const char *const *names, int *out,
-          struct v2k_error *err)
-{
-  for (int i = 0; names[i]; i++)
-    if (strcmp (names[i], arg) == 0) {
-      *out = i;
-      return 0;
-    }
-  struct strbuf b = { 0 };
-  for (int i = 0; names[i]; i++)
-    sb_addf (&b, "%s%s", i ? ", " : "", names[i]);
-  v2k_error_set (err, V2K_EXIT_USAGE, "%s: '%s' is not one of %s", opt, arg, b.s);
-  sb_free (&b);
-  return -1;
-}
-
-static int
 push (const char ***arr, size_t *n, const char *v)
 {
   const char **p = realloc (*arr, (*n + 1) * sizeof *p);
@@ -133,9 +116,9 @@ v2k_init_getopt (int c, const char *arg, struct v2k_init_opts *o, struct v2k_err
   case OPT_INIT_VM: o->vm_spec = arg; break;
   case OPT_INIT_DST: plan->dst = arg; break;
   case OPT_INIT_ROOT: o->root = arg; break;
-  case OPT_INIT_FORMAT: r = enum_arg ("--target-format", arg, v2k_format_names, &plan->format, err); break;
-  case OPT_INIT_STORAGE: r = enum_arg ("--target-storage", arg, v2k_storage_names, &plan->storage, err); break;
-  case OPT_INIT_TRANSPORT: r = enum_arg ("--transport", arg, v2k_transport_names, &plan->transport, err); break;
+  case OPT_INIT_FORMAT: r = v2k_parse_enum ("--target-format", arg, v2k_format_names, &plan->format, err); break;
+  case OPT_INIT_STORAGE: r = v2k_parse_enum ("--target-storage", arg, v2k_storage_names, &plan->storage, err); break;
+  case OPT_INIT_TRANSPORT: r = v2k_parse_enum ("--transport", arg, v2k_transport_names, &plan->transport, err); break;
   case OPT_INIT_TMAP:
   case OPT_INIT_DSMAP:
     if (c == OPT_INIT_TMAP ? push (&plan->target_map, &plan->n_target_map, arg)

@@ -104,14 +104,6 @@ run_getopt (int c, const char *arg, struct run_opts *o, struct v2k_error *err)
   return 0;
 }
 
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 static int
 interrupted (struct v2k_error *err)
 {
@@ -153,12 +145,12 @@ timed_sync (struct v2k_session *s, const struct v2k_conn_args *conn, int kind,
             struct v2k_error *err)
 {
   int64_t before = bytes_moved (s->m);
-  double t0 = now_seconds ();
+  double t0 = v2k_monotonic_seconds ();
   if (v2k_step_sync (s, conn, kind, so, bar, err) == -1)
     return -1;
   *moved = bytes_moved (s->m) - before;
   mt->bytes += *moved;
-  mt->seconds += now_seconds () - t0;
+  mt->seconds += v2k_monotonic_seconds () - t0;
   return 0;
 }
 
@@ -208,8 +200,8 @@ forecast_update (struct v2k_session *s, const struct run_opts *o, const struct m
 static int
 pause_between_rounds (int64_t seconds, struct v2k_error *err)
 {
-  double end = now_seconds () + (double) seconds;
-  while (now_seconds () < end) {
+  double end = v2k_monotonic_seconds () + (double) seconds;
+  while (v2k_monotonic_seconds () < end) {
     if (interrupted (err))
       return -1;
     struct timespec nap = { 0, 200 * 1000 * 1000 };
@@ -233,10 +225,10 @@ incr_rounds (struct v2k_session *s, const struct v2k_conn_args *conn, const stru
     const struct v2k_snapshot *snap;
     bool adopted;
     int64_t moved;
-    double t0 = now_seconds ();
+    double t0 = v2k_monotonic_seconds ();
     if (v2k_step_snapshot (s, &sn, &snap, &adopted, err) == -1 || interrupted (err))
       return -1;
-    double snap_seconds = now_seconds () - t0;
+    double snap_seconds = v2k_monotonic_seconds () - t0;
     if (timed_sync (s, conn, SNAP_INCR, so, bar, mt, &moved, err) == -1)
       return -1;
     forecast_update (s, o, mt, moved, snap_seconds);

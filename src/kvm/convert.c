@@ -96,14 +96,6 @@ v2k_convert_blocker (const struct v2k_manifest *m)
   return NULL;
 }
 
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 /* Waits for PID up to TIMEOUT seconds (or until *STOP); kills it then.
  * Returns its wait status, or -1 when it had to be killed. ON_TICK (may be
  * NULL) runs every poll. */
@@ -111,7 +103,7 @@ static int
 wait_child (pid_t pid, double timeout, volatile sig_atomic_t *stop,
             void (*on_tick) (void *), void *opaque)
 {
-  double deadline = now_seconds () + timeout;
+  double deadline = v2k_monotonic_seconds () + timeout;
   for (;;) {
     int status;
     pid_t r = waitpid (pid, &status, WNOHANG);
@@ -121,7 +113,7 @@ wait_child (pid_t pid, double timeout, volatile sig_atomic_t *stop,
       return -1;
     if (on_tick)
       on_tick (opaque);
-    if (now_seconds () >= deadline || (stop && *stop)) {
+    if (v2k_monotonic_seconds () >= deadline || (stop && *stop)) {
       v2k_spawn_stop (pid, NULL, 2000);
       return -1;
     }

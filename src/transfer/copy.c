@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "copy.h"
+#include "../util/fsutil.h"
 
 int
 v2k_extents_coalesce (v2k_extents *v, int64_t gap)
@@ -43,14 +44,6 @@ v2k_extents_from (v2k_extents *v, int64_t offset)
     v->ptr[w++] = e;
   }
   v->len = w;
-}
-
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 /* A request in flight: its buffer and what it is waiting for. */
@@ -214,7 +207,7 @@ handle_ready (struct engine *e, struct v2k_error *err)
          * 0.1 s, then 0.2, 0.4, … before the request is read again. */
         e->st->retried++;
         s->state = SLOT_BACKOFF;
-        s->retry_at = now () + 0.1 * (double) (1 << (s->tries - 1 < 6 ? s->tries - 1 : 6));
+        s->retry_at = v2k_monotonic_seconds () + 0.1 * (double) (1 << (s->tries - 1 < 6 ? s->tries - 1 : 6));
         continue;
       }
       v2k_error_set (err, s->state == SLOT_READ_DONE ? V2K_EXIT_TRANSFER : V2K_EXIT_TARGET,
@@ -249,7 +242,7 @@ handle_ready (struct engine *e, struct v2k_error *err)
 static int
 fill_slots (struct engine *e, struct v2k_error *err)
 {
-  double t = now ();
+  double t = v2k_monotonic_seconds ();
   bool exhausted = (e->o->stop && *e->o->stop);
   for (size_t i = 0; i < e->nslots; i++) {
     struct slot *s = &e->slots[i];
@@ -283,7 +276,7 @@ poll_once (struct engine *e, struct v2k_error *err)
   int timeout = 1000;
   for (size_t i = 0; i < e->nslots; i++)
     if (e->slots[i].state == SLOT_BACKOFF) {
-      int ms = (int) ((e->slots[i].retry_at - now ()) * 1000) + 1;
+      int ms = (int) ((e->slots[i].retry_at - v2k_monotonic_seconds ()) * 1000) + 1;
       if (ms < timeout)
         timeout = ms < 0 ? 0 : ms;
     }
@@ -337,8 +330,8 @@ static void
 drain (struct engine *e)
 {
   struct v2k_error ignored = { 0 };
-  double deadline = now () + 30;
-  while (in_flight (e) && now () < deadline && poll_once (e, &ignored) == 0)
+  double deadline = v2k_monotonic_seconds () + 30;
+  while (in_flight (e) && v2k_monotonic_seconds () < deadline && poll_once (e, &ignored) == 0)
     e->nready = 0;
 }
 
@@ -391,7 +384,7 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
       goto out;
     }
   }
-  double t0 = now (), last_progress = 0, last_checkpoint = t0;
+  double t0 = v2k_monotonic_seconds (), last_progress = 0, last_checkpoint = t0;
   for (;;) {
     if (fill_slots (&e, err) == -1)
       goto fail;
@@ -404,7 +397,7 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
       v2k_error_set (err, V2K_EXIT_TARGET, "%s: flush failed: %s", dst->name, strerror (e.flush_err));
       goto fail;
     }
-    double t = now ();
+    double t = v2k_monotonic_seconds ();
     if (o.progress && t - last_progress >= 0.25) {
       o.progress (o.opaque, e.done_bytes, stats->bytes_total,
                   t > t0 ? (double) e.done_bytes / (t - t0) : 0);
@@ -430,7 +423,7 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
     v2k_error_set (err, V2K_EXIT_TARGET, "%s: flush failed: %s", dst->name, strerror (e.flush_err));
     goto fail;
   }
-  stats->seconds = now () - t0;
+  stats->seconds = v2k_monotonic_seconds () - t0;
   if (o.progress)
     o.progress (o.opaque, e.done_bytes, stats->bytes_total,
                 stats->seconds > 0 ? (double) e.done_bytes / stats->seconds : 0);

@@ -46,14 +46,6 @@ struct sync_run {
   char *vcenter_host;
 };
 
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 static const char *
 phase_name (int kind)
 {
@@ -74,7 +66,7 @@ event (struct sync_run *r, enum v2k_event_level level, const char *disk, const c
 static int
 save_locked (struct sync_run *r, struct v2k_error *err)
 {
-  r->last_save = now ();
+  r->last_save = v2k_monotonic_seconds ();
   return v2k_manifest_save (r->c->m, r->c->workdir, err);
 }
 
@@ -120,7 +112,7 @@ on_progress (void *opaque, int64_t done, int64_t total, double rate)
   s->bytes_total = total;
   s->rate_bps = (int64_t) rate;
   j->rate = rate;
-  double t = now ();
+  double t = v2k_monotonic_seconds ();
   if (j->last_event == 0)
     j->last_event = t;
   if (t - r->last_save >= 1.0) {

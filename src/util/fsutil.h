@@ -28,6 +28,8 @@ int v2k_mkdir_p (const char *path, mode_t mode, struct v2k_error *err);
 
 /* RFC 3339 UTC with milliseconds: 2026-11-26T12:33:18.123Z. */
 void v2k_now_rfc3339 (char buf[32]);
+/* Seconds on the monotonic clock, for measuring durations. */
+double v2k_monotonic_seconds (void);
 /* Wall-clock seconds, with sub-second precision. */
 double v2k_now_seconds (void);
 

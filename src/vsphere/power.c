@@ -6,6 +6,7 @@
 #include "propcoll.h"
 #include "task.h"
 #include "../util/cleanup.h"
+#include "../util/fsutil.h"
 
 int
 v2k_power_read (struct v2k_soap *s, const char *vm, struct v2k_power *p, struct v2k_error *err)
@@ -83,19 +84,11 @@ v2k_power_off (struct v2k_soap *s, const char *vm, int timeout, struct v2k_error
   return v2k_task_wait (s, task, "powering off", timeout, NULL, NULL, NULL, NULL, err);
 }
 
-static double
-now_seconds (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 int
 v2k_power_wait_off (struct v2k_soap *s, const char *vm, int timeout, volatile sig_atomic_t *stop,
                     struct v2k_error *err)
 {
-  double deadline = now_seconds () + timeout;
+  double deadline = v2k_monotonic_seconds () + timeout;
   for (;;) {
     struct v2k_power p;
     if (v2k_power_read (s, vm, &p, err) == -1)
@@ -104,7 +97,7 @@ v2k_power_wait_off (struct v2k_soap *s, const char *vm, int timeout, volatile si
     v2k_power_free (&p);
     if (off)
       return 0;
-    if (now_seconds () >= deadline || (stop && *stop))
+    if (v2k_monotonic_seconds () >= deadline || (stop && *stop))
       return 1;
     struct timespec nap = { 0, 500 * 1000 * 1000 };
     nanosleep (&nap, NULL);

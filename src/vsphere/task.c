@@ -5,19 +5,12 @@
 
 #include "task.h"
 #include "propcoll.h"
+#include "../util/fsutil.h"
 
 char *
 v2k_task_from_response (xmlNode *resp)
 {
   return v2k_xml_child_text (resp, "returnval");
-}
-
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 int
@@ -26,7 +19,7 @@ v2k_task_wait (struct v2k_soap *s, const char *task, const char *what, int timeo
                struct v2k_fault *fault, struct v2k_error *err)
 {
   static const char *const paths[] = { "info", NULL };
-  double start = now ();
+  double start = v2k_monotonic_seconds ();
   useconds_t delay = 100000;
   int last_percent = -1;
   if (fault)
@@ -78,7 +71,7 @@ v2k_task_wait (struct v2k_soap *s, const char *task, const char *what, int timeo
     }
     free (state);
     v2k_pc_result_free (&res);
-    if (now () - start > timeout) {
+    if (v2k_monotonic_seconds () - start > timeout) {
       v2k_error_set (err, V2K_EXIT_VSPHERE,
                      "%s: task %s did not finish within %d s; it may still be running on "
                      "vCenter: check it there before re-running", what, task, timeout);

@@ -86,33 +86,27 @@ check "source: a slow source completes" v2k --workdir "$W" sync base --request-s
 nofault
 finish "source: slow source (50 ms a read)" 1
 
-new_sim; base
-fault delay 0.2
-v2k --workdir "$W" sync base --request-size 64K --checkpoint-interval 0.05 >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 100); do pgrep -f "nbdkit.*$W/run" >/dev/null && break; sleep 0.1; done
-sleep 1
-pkill -KILL -f "nbdkit.*$W/run"
-wait $pid
-rc=$?
-check "source: nbdkit killed mid-copy fails the sync (exit $rc)" test $rc -ne 0
-nofault
-check "source: the re-run resumes" v2k --workdir "$W" sync base
+# killed_helper_mid_sync SIDE PROGRAM: a slow base sync whose PROGRAM (nbdkit
+# or qemu-nbd) is killed after a second; the sync must fail, the re-run resume.
+killed_helper_mid_sync() {
+  new_sim; base
+  fault delay 0.2
+  v2k --workdir "$W" sync base --request-size 64K --checkpoint-interval 0.05 >/dev/null 2>&1 &
+  local pid=$! rc
+  for _ in $(seq 100); do pgrep -f "$2.*$W/run" >/dev/null && break; sleep 0.1; done
+  sleep 1
+  pkill -KILL -f "$2.*$W/run"
+  wait $pid
+  rc=$?
+  check "$1: $2 killed mid-copy fails the sync (exit $rc)" test $rc -ne 0
+  nofault
+  check "$1: the re-run resumes" v2k --workdir "$W" sync base
+}
+killed_helper_mid_sync source nbdkit
 finish "source: source server killed mid-copy" 2
 
 # ---- target ----
-new_sim; base
-fault delay 0.2
-v2k --workdir "$W" sync base --request-size 64K --checkpoint-interval 0.05 >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 100); do pgrep -f "qemu-nbd.*$W/run" >/dev/null && break; sleep 0.1; done
-sleep 1
-pkill -KILL -f "qemu-nbd.*$W/run"
-wait $pid
-rc=$?
-check "target: qemu-nbd killed mid-copy fails the sync (exit $rc)" test $rc -ne 0
-nofault
-check "target: the re-run resumes" v2k --workdir "$W" sync base
+killed_helper_mid_sync target qemu-nbd
 finish "target: qemu-nbd killed mid-copy" 2
 
 mkdir -p "$tmp/full"
