@@ -158,17 +158,19 @@ cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   v2k_extents_coalesce (&areas, gap);
   struct v2k_copy_opts o = { .request_size = (size_t) req, .max_inflight = (size_t) inflight,
                              .target_is_zero = target_is_zero, .retries = 3,
+                             .source_zeros = true,
                              .stop = &v2k_stop_requested };
   struct v2k_copy_stats st;
   v2k_signals_install ();
   if (v2k_copy (src, dst, &areas, &o, &st, err) == -1)
     goto out;
   if (g->json) {
-    json_t *j = json_pack ("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "ok", 1,
+    json_t *j = json_pack ("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "ok", 1,
                            "areas", (json_int_t) areas.len, "bytes_total", (json_int_t) st.bytes_total,
                            "bytes_copied", (json_int_t) st.bytes_copied,
                            "bytes_zeroed", (json_int_t) st.bytes_zeroed,
                            "bytes_skipped", (json_int_t) st.bytes_skipped,
+                           "bytes_unread", (json_int_t) st.bytes_unread,
                            "requests", (json_int_t) st.requests, "retried", (json_int_t) st.retried,
                            "seconds", st.seconds);
     json_dumpf (j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);

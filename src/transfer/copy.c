@@ -58,6 +58,7 @@ struct slot {
   size_t len;
   int tries;
   bool zero;
+  bool known_zero;            /* the source said it reads as zeros: no read */
   char *buf;
   size_t conn;
   double retry_at;            /* SLOT_BACKOFF: when to read again */
@@ -71,6 +72,8 @@ struct engine {
   size_t nslots;
   size_t active;
   const v2k_extents *areas;
+  v2k_extents zeros;          /* parts of the areas the source reads as zeros */
+  size_t zi;                  /* the first of them not yet behind ext_off */
   size_t ext;                 /* the extent being split into requests */
   int64_t ext_off;            /* next offset within it */
   int64_t done_bytes;
@@ -117,8 +120,11 @@ is_zero (const char *buf, size_t len)
   return len <= 16 || memcmp (buf, buf + 16, len - 16) == 0;
 }
 
+/* A zero request needs no buffer, so it may be larger than a data one. */
+#define ZERO_REQUEST_MAX ((int64_t) 64 << 20)
+
 static bool
-next_request (struct engine *e, int64_t *off, size_t *len)
+next_request (struct engine *e, int64_t *off, size_t *len, bool *known_zero)
 {
   while (e->ext < e->areas->len) {
     const struct v2k_extent *x = &e->areas->ptr[e->ext];
@@ -129,16 +135,28 @@ next_request (struct engine *e, int64_t *off, size_t *len)
       e->ext++;
       continue;
     }
-    size_t n = e->o->request_size;
-    /* Keep requests aligned to the request size where the extent allows. */
-    int64_t to_boundary = (int64_t) n - e->ext_off % (int64_t) n;
-    if ((int64_t) n > to_boundary && to_boundary < left)
-      n = (size_t) to_boundary;
-    if ((int64_t) n > left)
-      n = (size_t) left;
+    while (e->zi < e->zeros.len && e->zeros.ptr[e->zi].start + e->zeros.ptr[e->zi].length <= e->ext_off)
+      e->zi++;
+    const struct v2k_extent *z = e->zi < e->zeros.len ? &e->zeros.ptr[e->zi] : NULL;
+    int64_t n;
+    *known_zero = z && z->start <= e->ext_off;
+    if (*known_zero)
+      n = z->start + z->length - e->ext_off < ZERO_REQUEST_MAX ? z->start + z->length - e->ext_off
+        : ZERO_REQUEST_MAX;
+    else {
+      n = (int64_t) e->o->request_size;
+      /* Keep requests aligned to the request size where the extent allows. */
+      int64_t to_boundary = n - e->ext_off % n;
+      if (n > to_boundary && to_boundary < left)
+        n = to_boundary;
+      if (z && z->start - e->ext_off < n)
+        n = z->start - e->ext_off;  /* stop where the source's zeros begin */
+    }
+    if (n > left)
+      n = left;
     *off = e->ext_off;
-    *len = n;
-    e->ext_off += (int64_t) n;
+    *len = (size_t) n;
+    e->ext_off += n;
     return true;
   }
   return false;
@@ -247,13 +265,15 @@ fill_slots (struct engine *e, struct v2k_error *err)
   for (size_t i = 0; i < e->nslots; i++) {
     struct slot *s = &e->slots[i];
     if (s->state == SLOT_BACKOFF && t >= s->retry_at) {
-      if (start_read (e, s, err) == -1)
+      if (s->known_zero)
+        s->tries++;
+      if ((s->known_zero ? start_write (e, s, err) : start_read (e, s, err)) == -1)
         return -1;
       continue;
     }
     if (s->state != SLOT_FREE || exhausted)
       continue;
-    if (!next_request (e, &s->off, &s->len)) {
+    if (!next_request (e, &s->off, &s->len, &s->known_zero)) {
       exhausted = true;
       continue;
     }
@@ -261,6 +281,21 @@ fill_slots (struct engine *e, struct v2k_error *err)
     s->conn = e->next_conn++;
     e->st->requests++;
     e->active++;
+    if (s->known_zero) {
+      e->st->bytes_unread += (int64_t) s->len;
+      s->zero = true;
+      s->tries = 1;
+      if (e->o->target_is_zero) {
+        /* Nothing to do: handle_ready counts it as written. */
+        e->st->bytes_skipped += (int64_t) s->len;
+        s->state = SLOT_WRITE_DONE;
+        s->errnum = 0;
+        e->ready[e->nready++] = s;
+      }
+      else if (start_write (e, s, err) == -1)
+        return -1;
+      continue;
+    }
     if (start_read (e, s, err) == -1)
       return -1;
   }
@@ -273,7 +308,8 @@ poll_once (struct engine *e, struct v2k_error *err)
   struct pollfd fds[64];
   size_t ns = e->src->ops->pollfds (e->src, fds, 32);
   size_t nd = e->dst->ops->pollfds (e->dst, fds + ns, 32);
-  int timeout = 1000;
+  /* Requests finished without I/O are waiting in the ready list. */
+  int timeout = e->nready > 0 ? 0 : 1000;
   for (size_t i = 0; i < e->nslots; i++)
     if (e->slots[i].state == SLOT_BACKOFF) {
       int ms = (int) ((e->slots[i].retry_at - v2k_monotonic_seconds ()) * 1000) + 1;
@@ -364,6 +400,12 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
     stats->bytes_total += x->length;
   }
   struct engine e = { .src = src, .dst = dst, .o = &o, .st = stats, .areas = areas };
+  if (o.source_zeros && src->ops->zeros) {
+    /* Only an optimisation: if the source cannot say, every byte is read. */
+    struct v2k_error ignored = { 0 };
+    if (src->ops->zeros (src, areas, &e.zeros, &ignored) != 1)
+      e.zeros.len = 0;
+  }
   e.nslots = o.max_inflight / o.request_size;
   if (e.nslots < 1)
     e.nslots = 1;
@@ -437,5 +479,6 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
       free (e.slots[i].buf);
   free (e.slots);
   free (e.ready);
+  free (e.zeros.ptr);
   return rc;
 }

@@ -19,6 +19,8 @@ struct v2k_copy_opts {
   int64_t coalesce_gap;       /* join extents closer than this (default 64 KiB) */
   bool target_is_zero;        /* the target reads zeros where not yet written:
                                  zero buffers need no operation at all */
+  bool source_zeros;          /* ask the source which parts of the areas read
+                                 as zeros, and zero those without reading */
   int retries;                /* per request, with growing pauses (0.1 s, 0.2 s, …) */
   double checkpoint_seconds;  /* flush and report a checkpoint this often (0: never) */
   /* Every extent below OFFSET is written and flushed. */
@@ -34,6 +36,8 @@ struct v2k_copy_stats {
   int64_t bytes_copied;       /* sent as data */
   int64_t bytes_zeroed;       /* sent as zero operations */
   int64_t bytes_skipped;      /* zeros on a target that reads zeros already */
+  int64_t bytes_unread;       /* zeros known from the source's block status,
+                                 never read (part of zeroed or skipped) */
   int64_t requests;
   int64_t retried;
   double seconds;

@@ -40,6 +40,11 @@ struct v2k_endpoint_ops {
   int (*dispatch) (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n);
   /* The allocated (non-hole, non-zero) extents, or -1 if unknown. */
   int (*allocated) (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err);
+  /* Appends to OUT the parts of AREAS (sorted, apart) that the endpoint
+   * promises read as zeros. Returns 1 if it answered, 0 if it cannot tell,
+   * -1 with ERR set on failure. NULL where unknown. */
+  int (*zeros) (struct v2k_endpoint *ep, const v2k_extents *areas, v2k_extents *out,
+                struct v2k_error *err);
   void (*close) (struct v2k_endpoint *ep);
 };
 

@@ -139,7 +139,11 @@ ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
   return 0;
 }
 
-struct extent_ctx { v2k_extents *out; int64_t base; int failed; };
+/* Walks the server's base:allocation answers for [OFF, OFF+LEN), calling
+ * EACH for every extent, until the range is covered. */
+typedef int (*extent_fn) (void *opaque, int64_t start, int64_t length, uint32_t flags);
+
+struct extent_ctx { extent_fn each; void *opaque; int64_t pos; int failed; };
 
 static int
 extent_cb (void *user_data, const char *metacontext, uint64_t offset, uint32_t *entries,
@@ -151,30 +155,26 @@ extent_cb (void *user_data, const char *metacontext, uint64_t offset, uint32_t *
     return 0;
   uint64_t pos = offset;
   for (size_t i = 0; i + 1 < nr_entries; i += 2) {
-    uint32_t len = entries[i], flags = entries[i + 1];
-    /* A hole, or anything that reads as zeros, needs no copy. */
-    if (!(flags & (LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO)) &&
-        v2k_extents_add (c->out, (int64_t) pos, len) == -1)
+    if (c->each (c->opaque, (int64_t) pos, entries[i], entries[i + 1]) == -1)
       c->failed = 1;
-    pos += len;
+    pos += entries[i];
   }
-  c->base = (int64_t) pos;
+  c->pos = (int64_t) pos;
   return 0;
 }
 
 static int
-ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
+block_status_walk (struct v2k_endpoint *ep, int64_t off, int64_t len, extent_fn each,
+                   void *opaque, struct v2k_error *err)
 {
   struct nbd_priv *p = ep->priv;
   struct nbd_handle *h = p->h[0];
-  if (nbd_can_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
-    return -1;
-  int64_t off = 0;
-  while (off < ep->size) {
-    int64_t chunk = ep->size - off;
+  int64_t end = off + len;
+  while (off < end) {
+    int64_t chunk = end - off;
     if (chunk > (1LL << 30))
       chunk = 1LL << 30;
-    struct extent_ctx c = { .out = out, .base = off };
+    struct extent_ctx c = { .each = each, .opaque = opaque, .pos = off };
     if (nbd_block_status (h, (uint64_t) chunk, (uint64_t) off,
                           (nbd_extent_callback) { .callback = extent_cb, .user_data = &c }, 0) == -1) {
       v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: block status at %lld: %s", ep->name,
@@ -185,14 +185,83 @@ ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
       v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
       return -1;
     }
-    if (c.base <= off) {
+    if (c.pos <= off) {
       v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: block status made no progress at %lld",
                      ep->name, (long long) off);
       return -1;
     }
-    off = c.base;
+    off = c.pos;
   }
   return 0;
+}
+
+static int
+add_allocated (void *opaque, int64_t start, int64_t length, uint32_t flags)
+{
+  /* Only STATE_ZERO promises zeros: a hole without it may read as anything
+   * (the NBD spec), so it is copied like data. */
+  return (flags & LIBNBD_STATE_ZERO) ? 0 : v2k_extents_add (opaque, start, length);
+}
+
+static int
+ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
+{
+  struct nbd_priv *p = ep->priv;
+  if (nbd_can_meta_context (p->h[0], LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+    return -1;
+  return block_status_walk (ep, 0, ep->size, add_allocated, out, err);
+}
+
+/* Clips the zero extents the server reports to the areas; the cursor only
+ * moves forward, because both come in ascending order. */
+struct zeros_ctx { const v2k_extents *areas; size_t next; v2k_extents *out; };
+
+static int
+add_zeros (void *opaque, int64_t start, int64_t length, uint32_t flags)
+{
+  struct zeros_ctx *z = opaque;
+  if (!(flags & LIBNBD_STATE_ZERO))
+    return 0;
+  int64_t end = start + length;
+  for (; z->next < z->areas->len; z->next++) {
+    const struct v2k_extent *a = &z->areas->ptr[z->next];
+    if (a->start + a->length <= start)
+      continue;
+    if (a->start >= end)
+      break;
+    int64_t s = a->start > start ? a->start : start;
+    int64_t e = a->start + a->length < end ? a->start + a->length : end;
+    if (v2k_extents_add (z->out, s, e - s) == -1)
+      return -1;
+    if (a->start + a->length > end)
+      break;  /* the rest of this area meets the next extent */
+  }
+  return 0;
+}
+
+static int
+ep_zeros (struct v2k_endpoint *ep, const v2k_extents *areas, v2k_extents *out,
+          struct v2k_error *err)
+{
+  struct nbd_priv *p = ep->priv;
+  if (nbd_can_meta_context (p->h[0], LIBNBD_CONTEXT_BASE_ALLOCATION) != 1)
+    return 0;
+  struct zeros_ctx z = { .areas = areas, .out = out };
+  /* Ask about the areas only: a run of areas close together is one query,
+   * and the space between far-apart areas is not asked about. */
+  size_t i = 0;
+  while (i < areas->len) {
+    int64_t start = areas->ptr[i].start, end = start + areas->ptr[i].length;
+    while (i + 1 < areas->len && areas->ptr[i + 1].start - end < (1 << 20) &&
+           areas->ptr[i + 1].start + areas->ptr[i + 1].length - start <= (1LL << 30)) {
+      i++;
+      end = areas->ptr[i].start + areas->ptr[i].length;
+    }
+    i++;
+    if (block_status_walk (ep, start, end - start, add_zeros, &z, err) == -1)
+      return -1;
+  }
+  return 1;
 }
 
 static void
@@ -219,6 +288,7 @@ static const struct v2k_endpoint_ops nbd_ops = {
   .pollfds = ep_pollfds,
   .dispatch = ep_dispatch,
   .allocated = ep_allocated,
+  .zeros = ep_zeros,
   .close = nbd_close_ep,
 };
 
@@ -233,6 +303,9 @@ connect_one (const char *uri, const char *name, int timeout_ms, struct v2k_error
     return NULL;
   }
   nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION);
+  /* The engine never looks at a buffer whose read failed, so libnbd's
+   * zeroing of every read buffer is a wasted pass over all the data. */
+  nbd_set_pread_initialize (h, false);
   if (nbd_aio_connect_uri (h, uri) == -1)
     goto fail;
   for (int waited = 0; nbd_aio_is_connecting (h) == 1; ) {

@@ -180,11 +180,12 @@ commit_disk (struct job *j, struct v2k_error *err)
   pthread_mutex_unlock (&r->lock);
   if (rc == 0)
     event (r, EV_INFO, d->id, "sync.disk.done",
-           json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:s}", "method", method_names[j->method],
+           json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:s}", "method", method_names[j->method],
                       "areas", (json_int_t) j->areas.len, "retried", (json_int_t) j->stats.retried,
                       "bytes_copied", (json_int_t) j->stats.bytes_copied,
                       "bytes_zeroed", (json_int_t) j->stats.bytes_zeroed,
                       "bytes_skipped", (json_int_t) j->stats.bytes_skipped,
+                      "bytes_unread", (json_int_t) j->stats.bytes_unread,
                       "seconds", j->stats.seconds,
                       "rate_bps", j->stats.seconds > 0 ? (double) j->stats.bytes_total / j->stats.seconds : 0.0,
                       "change_id", j->sd->change_id ? j->sd->change_id : ""));
@@ -256,6 +257,10 @@ copy_disk (struct job *j, struct v2k_error *err)
   struct v2k_copy_opts o = {
     .request_size = c->request_size, .max_inflight = c->max_inflight,
     .target_is_zero = c->kind == SNAP_BASE && fresh_or_resumed, .retries = 4,
+    /* qemu's block status follows the VMDK chain, and an nbd source is the
+     * operator's own server. VDDK's allocation answers for snapshot chains
+     * are not proven here, and CBT already limits what is read. */
+    .source_zeros = c->m->transport.kind != TRANSPORT_VDDK,
     .checkpoint_seconds = c->kind == SNAP_BASE ? c->checkpoint_seconds : 0,
     .checkpoint = on_checkpoint, .progress = on_progress, .opaque = j,
     .stop = &v2k_stop_requested,

@@ -42,6 +42,30 @@ pkill -f "$tmp/d.sock"; sleep 0.2
 check "copy between NBD URIs: identical" qemu-img compare -q -f raw -F qcow2 src.raw dst2.qcow2
 pkill -f "$tmp/s.sock"
 
+# The source's block status: what it promises reads as zeros is zeroed on
+# the target without being read; a hole it does not promise is copied.
+truncate -s 4M holes.raw
+perl -e 'open(my $f, "+<", "holes.raw") or die; print $f "B" x 65536; seek($f, 1048576, 0); print $f "C" x 65536; close $f'
+perl -e 'print "\xff" x (4 * 1048576)' >ff.raw
+qemu-img convert -q -f raw -O qcow2 ff.raw dirty.qcow2
+printf '[{"start":0,"length":2097152}]' >two.json
+"$BIN" copy --json --areas two.json holes.raw dirty.qcow2 >out.json
+qemu-img convert -f qcow2 -O raw dirty.qcow2 dirty.raw
+check "source zeros: the areas end identical to the source" cmp -n 2097152 holes.raw dirty.raw
+check "source zeros: the rest is untouched" cmp -i 2097152 ff.raw dirty.raw
+check "source zeros: holes are zeroed, not read" jq_true '.bytes_unread == 2097152 - 131072 and .bytes_zeroed == .bytes_unread and .bytes_copied == 131072' out.json
+nbdkit -U "$tmp/h.sock" eval get_size='echo 1048576' pread='head -c $3 /dev/zero | tr "\0" A' \
+  can_extents='exit 0' extents='echo 0 1048576 hole' >/dev/null 2>&1 &
+for _ in $(seq 50); do [ -S "$tmp/h.sock" ] && break; sleep 0.1; done
+perl -e 'print "A" x 1048576' >a.raw
+truncate -s 1M h1.raw h2.raw
+"$BIN" copy --json "nbd+unix:///?socket=$tmp/h.sock" h1.raw >out.json
+check "a hole not promised to read as zeros is copied" cmp a.raw h1.raw
+"$BIN" copy --json --areas - "nbd+unix:///?socket=$tmp/h.sock" h2.raw <<<'[{"start":0,"length":1048576}]' >out2.json
+check "a hole not promised to read as zeros is read within areas" cmp a.raw h2.raw
+check "... and counted as data" jq_true '.bytes_unread == 0 and .bytes_copied == 1048576' out2.json
+pkill -f "$tmp/h.sock"
+
 # Bad input: one line, exit 2, nothing written.
 bad() {  # bad NAME AREAS-JSON EXPECTED-TEXT
   printf '%s' "$2" >bad.json
