@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
 
 #include "cmd.h"
 #include "../transfer/areas.h"
 #include "../transfer/copy.h"
+#include "../transfer/file.h"
 #include "../transfer/server.h"
 #include "../util/cleanup.h"
 #include "../util/fsutil.h"
@@ -21,7 +23,8 @@ copy_help (FILE *out)
 {
   fprintf (out,
            "Usage: ablestack_v2k copy [--areas FILE|-] [--request-size N] [--max-inflight N]\n"
-           "                          [--connections N] [--coalesce-gap N] [--target-is-zero] SRC DST\n"
+           "                          [--connections N] [--coalesce-gap N] [--target-is-zero]\n"
+           "                          [--pwrite] SRC DST\n"
            "\n"
            "Copies SRC into DST with the migration engine. Each is an NBD URI (nbd://…,\n"
            "nbd+unix:///?socket=…) or an existing image file (raw, qcow2, vmdk; served by\n"
@@ -35,17 +38,44 @@ copy_help (FILE *out)
            "  --connections N     connections per server (default 4)\n"
            "  --coalesce-gap N    join areas less than N apart (default 64K)\n"
            "  --target-is-zero    DST reads zeros already: zero buffers need no write\n"
+           "  --pwrite            DST is a raw file or block device: write it with\n"
+           "                      pwrite (zeros: punched holes, BLKZEROOUT), no qemu-nbd\n"
            "  --json              print the statistics as JSON\n"
            "  -h, --help\n");
 }
 
-enum { OPT_AREAS = 1000, OPT_REQ, OPT_INFLIGHT, OPT_CONN, OPT_GAP, OPT_TZ, OPT_JSON };
+enum { OPT_AREAS = 1000, OPT_REQ, OPT_INFLIGHT, OPT_CONN, OPT_GAP, OPT_TZ, OPT_JSON, OPT_PWRITE };
 
 static bool
 is_uri (const char *s)
 {
   return strncmp (s, "nbd://", 6) == 0 || strncmp (s, "nbd+unix://", 11) == 0 ||
     strncmp (s, "nbds://", 7) == 0 || strncmp (s, "nbds+unix://", 12) == 0;
+}
+
+/* DST written directly: only a raw image, which is the bytes themselves. */
+static struct v2k_endpoint *
+open_pwrite_target (const char *arg, struct v2k_error *err)
+{
+  if (is_uri (arg)) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "--pwrite wants a file or block device as DST, not a URI");
+    return NULL;
+  }
+  struct stat st;
+  if (stat (arg, &st) < 0) {
+    v2k_error_errno (err, V2K_EXIT_USAGE, "target %s", arg);
+    return NULL;
+  }
+  if (!S_ISBLK (st.st_mode)) {
+    CLEANUP_FREE char *fmt = v2k_image_format (arg, err);
+    if (!fmt)
+      return NULL;
+    if (strcmp (fmt, "raw") != 0) {
+      v2k_error_set (err, V2K_EXIT_USAGE, "--pwrite writes raw images only; %s is %s", arg, fmt);
+      return NULL;
+    }
+  }
+  return v2k_file_open (arg, "target", true, err);
 }
 
 /* An endpoint for ARG: the URI itself, or qemu-nbd on the file. */
@@ -78,12 +108,13 @@ cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     { "coalesce-gap", required_argument, NULL, OPT_GAP },
     { "target-is-zero", no_argument, NULL, OPT_TZ },
     { "json", no_argument, NULL, OPT_JSON },
+    { "pwrite", no_argument, NULL, OPT_PWRITE },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   const char *areas_file = NULL;
   int64_t req = 1 << 20, inflight = 64 << 20, conns = 4, gap = 64 << 10;
-  bool target_is_zero = false;
+  bool target_is_zero = false, pwrite_target = false;
   int c;
   optind = 0;
   opterr = 0;
@@ -108,6 +139,7 @@ cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
       break;
     case OPT_TZ: target_is_zero = true; break;
     case OPT_JSON: g->json = true; break;
+    case OPT_PWRITE: pwrite_target = true; break;
     case 'h': copy_help (stdout); return 0;
     default: return v2k_usage_error (err, "copy", "%s", argv[optind - 1]);
     }
@@ -138,7 +170,8 @@ cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   if (!rundir)
     goto out;
   if (!(src = open_side (src_arg, "source", false, (int) conns, rundir, &ssrv, err)) ||
-      !(dst = open_side (dst_arg, "target", true, (int) conns, rundir, &dsrv, err)))
+      !(dst = pwrite_target ? open_pwrite_target (dst_arg, err)
+        : open_side (dst_arg, "target", true, (int) conns, rundir, &dsrv, err)))
     goto out;
   if (dst->size < src->size) {
     v2k_error_set (err, V2K_EXIT_TARGET, "target is smaller (%lld bytes) than the source (%lld)",

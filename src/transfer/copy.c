@@ -421,7 +421,9 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
   for (size_t i = 0; i < e.nslots; i++) {
     e.slots[i].io.done = io_done;
     e.slots[i].io.owner = &e;
-    if (!(e.slots[i].buf = malloc (o.request_size))) {
+    /* Page-aligned, so that the file endpoint can write with O_DIRECT. */
+    if (posix_memalign ((void **) &e.slots[i].buf, 4096, o.request_size) != 0) {
+      e.slots[i].buf = NULL;
       v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
       goto out;
     }

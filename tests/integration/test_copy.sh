@@ -66,6 +66,31 @@ check "a hole not promised to read as zeros is read within areas" cmp a.raw h2.r
 check "... and counted as data" jq_true '.bytes_unread == 0 and .bytes_copied == 1048576' out2.json
 pkill -f "$tmp/h.sock"
 
+# --pwrite: a raw DST written directly (as sync writes raw files and block
+# devices), zeros punched as holes.
+truncate -s 32M pw.raw
+"$BIN" copy --pwrite --target-is-zero src.raw pw.raw 2>/dev/null
+check "--pwrite: exit 0" test $? -eq 0
+check "--pwrite: identical" cmp src.raw pw.raw
+cp ff.raw pw2.raw
+"$BIN" copy --json --pwrite --areas two.json holes.raw pw2.raw >out.json
+check "--pwrite: areas identical, zeros included" cmp -n 2097152 holes.raw pw2.raw
+check "--pwrite: the rest untouched" cmp -i 2097152 ff.raw pw2.raw
+check "--pwrite: zeros become holes" test "$(du -k pw2.raw | cut -f1)" -le 2200
+expect_exit "--pwrite refuses a qcow2 DST" 2 "$BIN" copy --pwrite src.raw dst.qcow2
+expect_exit "--pwrite refuses a URI DST" 2 "$BIN" copy --pwrite src.raw "nbd+unix:///?socket=$tmp/none.sock"
+mkdir -p "$tmp/full"
+if mount -t tmpfs -o size=1M tmpfs "$tmp/full" 2>/dev/null; then
+  truncate -s 32M "$tmp/full/t.raw"
+  "$BIN" copy --pwrite src.raw "$tmp/full/t.raw" >o 2>&1
+  rc=$?
+  check "--pwrite on a full filesystem: exit 9" test $rc -eq 9
+  check "--pwrite on a full filesystem: says so in one line" bash -c "grep -q 'No space left' o && [ \$(wc -l <o) -eq 1 ]"
+  umount "$tmp/full"
+else
+  skip "--pwrite on a full filesystem" "cannot mount a tmpfs here"
+fi
+
 # Bad input: one line, exit 2, nothing written.
 bad() {  # bad NAME AREAS-JSON EXPECTED-TEXT
   printf '%s' "$2" >bad.json
