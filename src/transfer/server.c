@@ -303,40 +303,49 @@ our_helper (pid_t pid, const char *rundir)
   return strstr (cmd, rundir) != NULL;
 }
 
+static void
+stop_helper (pid_t pid)
+{
+  kill (pid, SIGTERM);
+  for (int i = 0; i < 100 && (v2k_pid_is (pid, "qemu-nbd") || v2k_pid_is (pid, "nbdkit")); i++)
+    usleep (50000);
+  if (v2k_pid_is (pid, "qemu-nbd") || v2k_pid_is (pid, "nbdkit"))
+    kill (pid, SIGKILL);
+}
+
 int
 v2k_server_stop_stale (const char *workdir)
 {
   int stopped = 0;
   CLEANUP_FREE char *rundir = NULL;
-  if (asprintf (&rundir, "%s/run", workdir) < 0)
+  if (asprintf (&rundir, "%s/run/", workdir) < 0)
     return 0;
+  /* Every helper whose command line names our run directory, pidfile or
+   * not: a command killed right after a fork has not written the pidfile
+   * yet, and a qemu-nbd hit by PDEATHSIG while still starting up can miss
+   * its SIGTERM. */
+  DIR *proc = opendir ("/proc");
+  struct dirent *e;
+  while (proc && (e = readdir (proc))) {
+    char *end;
+    long pid = strtol (e->d_name, &end, 10);
+    if (pid > 0 && *end == '\0' && pid != (long) getpid () && our_helper ((pid_t) pid, rundir)) {
+      stop_helper ((pid_t) pid);
+      stopped++;
+    }
+  }
+  if (proc)
+    closedir (proc);
+  rundir[strlen (rundir) - 1] = '\0';
   DIR *d = opendir (rundir);
   if (!d)
-    return 0;
-  struct dirent *e;
+    return stopped;
   while ((e = readdir (d))) {
     size_t n = strlen (e->d_name);
     char full[4096];
     snprintf (full, sizeof full, "%s/%s", rundir, e->d_name);
-    if (n > 4 && strcmp (e->d_name + n - 4, ".pid") == 0) {
-      FILE *fp = fopen (full, "re");
-      long pid = 0;
-      if (fp) {
-        if (fscanf (fp, "%ld", &pid) != 1)
-          pid = 0;
-        fclose (fp);
-      }
-      if (pid > 0 && our_helper ((pid_t) pid, rundir)) {
-        kill ((pid_t) pid, SIGTERM);
-        for (int i = 0; i < 100 && (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit")); i++)
-          usleep (50000);
-        if (v2k_pid_is ((pid_t) pid, "qemu-nbd") || v2k_pid_is ((pid_t) pid, "nbdkit"))
-          kill ((pid_t) pid, SIGKILL);
-        stopped++;
-      }
-      unlink (full);
-    }
-    else if (n > 5 && strcmp (e->d_name + n - 5, ".sock") == 0)
+    if ((n > 4 && strcmp (e->d_name + n - 4, ".pid") == 0) ||
+        (n > 5 && strcmp (e->d_name + n - 5, ".sock") == 0))
       unlink (full);
   }
   closedir (d);

@@ -35,10 +35,11 @@ int v2k_server_nbdkit (const char *rundir, const char *name, const char *const *
 
 void v2k_server_stop (struct v2k_server *srv);
 
-/* Stops helpers that a killed command of this workdir left behind (from the
- * pidfiles in <workdir>/run, each checked to be a qemu-nbd or nbdkit serving
- * a socket there), and removes their pidfiles and sockets. Call it holding
- * the workdir lock. Returns how many were stopped. */
+/* Stops helpers that a killed command of this workdir left behind: every
+ * qemu-nbd or nbdkit whose command line names <workdir>/run/ (found in
+ * /proc, so that one whose pidfile was never written is found too), and
+ * removes the pidfiles and sockets there. Call it holding the workdir lock.
+ * Returns how many were stopped. */
 int v2k_server_stop_stale (const char *workdir);
 
 /* The format of an image file ("raw", "qcow2", "vmdk"), from qemu-img info. */

@@ -32,6 +32,9 @@ V2K_CRASHPOINT=sync:before-commit v2k --workdir "$W" sync incr >/dev/null 2>&1
 qemu-nbd -r -f raw -t -k "$W/run/orphan.sock" "$tmp/dst/c1-disk0.qcow2" >/dev/null 2>&1 &
 orphan=$!
 echo "$orphan" >"$W/run/orphan.pid"
+# One whose pidfile was never written (the command died right after the fork).
+qemu-nbd -r -f raw -t -k "$W/run/nopid.sock" "$tmp/dst/c1-disk0.qcow2" >/dev/null 2>&1 &
+nopid=$!
 sleep 100 &
 decoy=$!
 echo "$decoy" >"$W/run/decoy.pid"
@@ -41,6 +44,9 @@ sum_before=$(md5sum "$tmp/dst/"* | md5sum)
 out=$(v2k --workdir "$W" cleanup 2>&1)
 check "cleanup: exit 0" test $? -eq 0
 check "cleanup stops our helper" bash -c "! kill -0 $orphan 2>/dev/null"
+for _ in $(seq 50); do kill -0 "$nopid" 2>/dev/null || break; sleep 0.1; done
+check "cleanup stops a helper that has no pidfile" bash -c "! kill -0 $nopid 2>/dev/null"
+kill "$nopid" 2>/dev/null
 check "cleanup leaves other processes alone" kill -0 "$decoy"
 check "cleanup leaves no socket or pidfile" bash -c "! ls '$W/run/'*.sock '$W/run/'*.pid 2>/dev/null | grep -q ."
 check "cleanup removes the run's snapshots, recorded or not" test "$(sim_snapshot_names c1 | grep -c ablestack-v2k)" -eq 0
