@@ -34,6 +34,7 @@ A.add_argument('--http503-once', default='')
 A.add_argument('--drop-after-accept', default='')
 A.add_argument('--page-size', type=int, default=500)
 A.add_argument('--log', default='')
+A.add_argument('--tls', nargs=2, metavar=('CERT', 'KEY'), help='serve HTTPS with this certificate')
 args = A.parse_args()
 
 APIKEY = 'v2kTestKey-' + uuid.uuid4().hex
@@ -528,7 +529,14 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 srv = Server(('127.0.0.1', 0), H)
-info = {'url': 'http://127.0.0.1:%d/client/api' % srv.server_address[1], 'apikey': APIKEY, 'secretkey': SECRET,
+scheme = 'http'
+if args.tls:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.tls[0], args.tls[1])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    scheme = 'https'
+info = {'url': '%s://127.0.0.1:%d/client/api' % (scheme, srv.server_address[1]), 'apikey': APIKEY, 'secretkey': SECRET,
         'zone': ZONE['id'], 'offer_fixed': OFFER_FIXED['id'], 'offer_custom': OFFER_CUSTOM['id'],
         'networks': [n['id'] for n in NETWORKS], 'pool_fs': POOL_FS['id'], 'pool_rbd': POOL_RBD['id'],
         'host': HOST['id'], 'pid': os.getpid()}

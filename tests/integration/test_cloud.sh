@@ -170,6 +170,26 @@ v2k --workdir "$T" cbt enable >/dev/null; v2k --workdir "$T" snapshot base >/dev
 out=$(v2k --workdir "$T" cutover "${base[@]}" --cloud-net-map "VM Network=$(cloud_info '.networks[0]')" 2>&1)
 check "preflight: a disk under 1 GiB names the setting" grep -q "outside the cloud's import limits (custom.diskoffering.size.min 1" <<<"$out"
 
+# ---- TLS and a CloudMonkey configuration elsewhere ----
+# Each case ends at a refusal that needs the cloud's answers (an unknown
+# zone): getting that far shows the connection and the signature worked.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1
+new_cloud --tls "$tmp/tls.crt" "$tmp/tls.key"
+nozone=(--cloud-zone 00000000-0000-0000-0000-000000000000)
+refuse "a certificate not trusted" "certificate" "${CL[@]}"
+refuse "--cloud-ca-file trusts it" "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-ca-file "$tmp/tls.crt" "${nozone[@]}"
+refuse "--cloud-insecure skips verification" "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-insecure "${nozone[@]}"
+check "--cloud-insecure is recorded as a warning event" jq_true -s 'map(select(.event == "tls.insecure")) | length >= 1' "$P/events.log"
+mkdir -p "$tmp/elsewhere"
+printf '[site]\nurl = %s\napikey = %s\nsecretkey = %s\n' \
+  "$(cloud_info .url)" "$(cloud_info .apikey)" "$(cloud_info .secretkey)" >"$tmp/elsewhere/cmk.conf"
+nocred=("${CL[@]:0:2}" "${CL[@]:4}")   # CL without --cloud-cred-file FILE
+refuse "--cmk-config and --cmk-profile are read" "--cloud-zone: the cloud has no zone" \
+  "${nocred[@]}" --cmk-config "$tmp/elsewhere/cmk.conf" --cmk-profile site --cloud-insecure "${nozone[@]}"
+refuse "a --cmk-config that cannot be read" "CloudMonkey configuration $tmp/elsewhere/none cannot be read" \
+  "${nocred[@]}" --cmk-config "$tmp/elsewhere/none" --cmk-profile site
+
 # ---- transport and jobs: a 503, slow jobs, a dropped reply, a stuck job ----
 new_cloud --http503-once listZones --pending 4 --drop-after-accept importVolume --job-never-ends startVirtualMachine
 S2=$(prepare small)
