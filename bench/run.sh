@@ -203,9 +203,12 @@ Benchmarks are not tests: \`make check\` asserts no timing.
    (bench/syncloop.c, in C with libnbd: a faster loop than the incumbent's Python
    over kernel NBD devices). On this source about 60% of the areas' bytes are
    holes; ablestack_v2k learns that from the source's block status and writes
-   them as zeros without reading them (\`bytes_unread\`), which the other two
-   cannot. ablestack_v2k coalesces areas less than 64 KiB apart (its default), so
-   it moves more bytes than the loop, which gets the areas merged only where they touch.
+   them as zeros without reading them (\`bytes_unread\`); nbdcopy sees only the
+   extentlist filter's extents, all data, and the loop reads everything.
+   \`sync\` does this for file and nbd sources, not for vddk (docs/design.md says
+   why): for VDDK, read the "every area data" rows. ablestack_v2k coalesces
+   areas less than 64 KiB apart (its default), so it moves more bytes than the
+   loop, which gets the areas merged only where they touch.
 3. The same apply from a source where **every byte is data**: nothing can be
    skipped, so this shows the copying alone.
 4. The first apply with 1 ms added to every source read and block-status request
