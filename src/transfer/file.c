@@ -12,11 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "completions.h"
 #include "file.h"
 
 #define FILE_THREADS 4
@@ -26,14 +26,12 @@
 enum op_kind { OP_READ, OP_WRITE, OP_ZERO, OP_FLUSH };
 
 struct op {
-  struct op *next;
+  struct v2k_completion c;  /* first: running the completion frees the op */
+  struct op *next;          /* in the work queue */
   enum op_kind kind;
   void *buf;
   size_t len;
   int64_t off;
-  struct v2k_io *io;
-  int errnum;
-  const char *what;         /* the call that failed */
 };
 
 struct file_priv {
@@ -42,10 +40,10 @@ struct file_priv {
   bool block;
   int punch;                /* punching holes works here; cleared on EOPNOTSUPP */
   char *zeros;
-  int efd;
-  pthread_mutex_t lock;
+  struct v2k_completions done;
+  pthread_mutex_t lock;     /* guards the work queue */
   pthread_cond_t work;
-  struct op *todo, *todo_tail, *done;
+  struct op *todo, *todo_tail;
   bool stopping;
   pthread_t threads[FILE_THREADS];
   size_t nthreads;
@@ -119,34 +117,34 @@ perform (struct file_priv *p, struct op *o)
 {
   switch (o->kind) {
   case OP_READ:
-    o->what = "pread";
-    o->errnum = read_all (p->fd, o->buf, o->len, o->off);
+    o->c.what = "pread";
+    o->c.errnum = read_all (p->fd, o->buf, o->len, o->off);
     break;
   case OP_WRITE:
-    o->what = "pwrite";
-    o->errnum = write_all (p->dfd >= 0 && aligned (o) ? p->dfd : p->fd, o->buf, o->len, o->off);
+    o->c.what = "pwrite";
+    o->c.errnum = write_all (p->dfd >= 0 && aligned (o) ? p->dfd : p->fd, o->buf, o->len, o->off);
     break;
   case OP_ZERO:
     /* A punched hole reads back as zeros and keeps a file sparse. */
-    o->what = "punching a hole";
+    o->c.what = "punching a hole";
     if (__atomic_load_n (&p->punch, __ATOMIC_RELAXED)) {
       if (fallocate (p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, o->off, (off_t) o->len) == 0) {
-        o->errnum = 0;
+        o->c.errnum = 0;
         break;
       }
-      o->errnum = errno;
-      if (o->errnum != EOPNOTSUPP && o->errnum != ENOSYS)
+      o->c.errnum = errno;
+      if (o->c.errnum != EOPNOTSUPP && o->c.errnum != ENOSYS)
         break;
       __atomic_store_n (&p->punch, 0, __ATOMIC_RELAXED);
     }
-    o->what = "writing zeros";
-    o->errnum = zero_fill (p, o->len, o->off);
+    o->c.what = "writing zeros";
+    o->c.errnum = zero_fill (p, o->len, o->off);
     break;
   case OP_FLUSH:
     /* Covers every write that returned before it: buffered ones, and the
      * device cache and allocation metadata of direct ones. */
-    o->what = "fdatasync";
-    o->errnum = fdatasync (p->fd) == 0 ? 0 : errno;
+    o->c.what = "fdatasync";
+    o->c.errnum = fdatasync (p->fd) == 0 ? 0 : errno;
     break;
   }
 }
@@ -167,11 +165,8 @@ worker (void *arg)
       p->todo_tail = NULL;
     pthread_mutex_unlock (&p->lock);
     perform (p, o);
+    v2k_completions_push (&p->done, &o->c);
     pthread_mutex_lock (&p->lock);
-    o->next = p->done;
-    p->done = o;
-    uint64_t one = 1;
-    if (write (p->efd, &one, sizeof one) < 0) { /* the counter cannot overflow here */ }
   }
   pthread_mutex_unlock (&p->lock);
   return NULL;
@@ -187,7 +182,7 @@ submit (struct v2k_endpoint *ep, enum op_kind kind, void *buf, size_t len, int64
     snprintf (ep->last_error, sizeof ep->last_error, "out of memory");
     return -1;
   }
-  *o = (struct op) { .kind = kind, .buf = buf, .len = len, .off = off, .io = io };
+  *o = (struct op) { .c.io = io, .kind = kind, .buf = buf, .len = len, .off = off };
   pthread_mutex_lock (&p->lock);
   if (p->todo_tail)
     p->todo_tail->next = o;
@@ -232,33 +227,14 @@ static size_t
 ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
 {
   struct file_priv *p = ep->priv;
-  if (max < 1)
-    return 0;
-  fds[0] = (struct pollfd) { .fd = p->efd, .events = POLLIN };
-  return 1;
+  return v2k_completions_pollfds (&p->done, fds, max);
 }
 
 static int
 ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
 {
   struct file_priv *p = ep->priv;
-  if (n < 1 || !(fds[0].revents & POLLIN))
-    return 0;
-  uint64_t count;
-  if (read (p->efd, &count, sizeof count) < 0 && errno != EAGAIN)
-    return 0;
-  pthread_mutex_lock (&p->lock);
-  struct op *o = p->done;
-  p->done = NULL;
-  pthread_mutex_unlock (&p->lock);
-  while (o) {
-    struct op *next = o->next;
-    if (o->errnum)
-      snprintf (ep->last_error, sizeof ep->last_error, "%s: %s", o->what, strerror (o->errnum));
-    o->io->done (o->io, o->errnum);
-    free (o);
-    o = next;
-  }
+  v2k_completions_run (&p->done, ep, fds, n);
   return 0;
 }
 
@@ -294,13 +270,11 @@ file_close (struct v2k_endpoint *ep)
   pthread_mutex_unlock (&p->lock);
   for (size_t i = 0; i < p->nthreads; i++)
     pthread_join (p->threads[i], NULL);
-  free_ops (p->done);
+  v2k_completions_destroy (&p->done);
   if (p->fd >= 0)
     close (p->fd);
   if (p->dfd >= 0)
     close (p->dfd);
-  if (p->efd >= 0)
-    close (p->efd);
   pthread_cond_destroy (&p->work);
   pthread_mutex_destroy (&p->lock);
   free (p->zeros);
@@ -334,11 +308,13 @@ v2k_file_open (const char *path, const char *name, bool writable, struct v2k_err
     v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
     return NULL;
   }
-  p->fd = p->dfd = p->efd = -1;
+  p->fd = p->dfd = -1;
   pthread_mutex_init (&p->lock, NULL);
   pthread_cond_init (&p->work, NULL);
   ep->ops = &file_ops;
   ep->priv = p;
+  if (v2k_completions_init (&p->done, err) == -1)
+    goto fail;
   ep->nconn = FILE_THREADS;
   ep->max_request = 32u << 20;
   int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
@@ -360,10 +336,6 @@ v2k_file_open (const char *path, const char *name, bool writable, struct v2k_err
     goto fail;
   }
   ep->size = (int64_t) size;
-  if ((p->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-    v2k_error_errno (err, V2K_EXIT_INTERNAL, "eventfd");
-    goto fail;
-  }
   for (; p->nthreads < FILE_THREADS; p->nthreads++)
     if (pthread_create (&p->threads[p->nthreads], NULL, worker, p) != 0) {
       v2k_error_set (err, V2K_EXIT_INTERNAL, "%s: cannot start a thread", name);

@@ -1,68 +1,49 @@
 /* The Ceph RBD endpoint, native through librbd: no qemu-nbd, no krbd and no
  * staging file in between. librbd completes requests on its own threads;
- * their callbacks only queue the result and wake the engine through an
- * eventfd, and dispatch() runs the completions on the engine's thread. */
+ * their callbacks only queue the result (completions.c), and dispatch()
+ * runs it on the engine's thread. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
+#include "completions.h"
 #include "rbd.h"
-
-struct done_item { struct v2k_io *io; int errnum; };
 
 struct rbd_priv {
   rados_t cluster;
   rados_ioctx_t ioctx;
   rbd_image_t image;
-  int efd;
-  pthread_mutex_t lock;
-  struct done_item *queue;
-  size_t n, cap;
+  struct v2k_completions done;
   bool cluster_ok, ioctx_ok;
 };
 
-struct pending { struct rbd_priv *p; struct v2k_io *io; };
+struct pending { struct v2k_completion c; struct rbd_priv *p; };
 
 static void
 rbd_cb (rbd_completion_t c, void *arg)
 {
   struct pending *pd = arg;
-  struct rbd_priv *p = pd->p;
   ssize_t ret = rbd_aio_get_return_value (c);
   rbd_aio_release (c);
-  pthread_mutex_lock (&p->lock);
-  if (p->n == p->cap) {
-    size_t cap = p->cap ? p->cap * 2 : 64;
-    struct done_item *q = realloc (p->queue, cap * sizeof *q);
-    if (q) {
-      p->queue = q;
-      p->cap = cap;
-    }
-  }
-  if (p->n < p->cap)
-    p->queue[p->n++] = (struct done_item) { pd->io, ret < 0 ? (int) -ret : 0 };
-  pthread_mutex_unlock (&p->lock);
-  uint64_t one = 1;
-  if (write (p->efd, &one, sizeof one) < 0) { /* the counter cannot overflow here */ }
-  free (pd);
+  pd->c.errnum = ret < 0 ? (int) -ret : 0;
+  v2k_completions_push (&pd->p->done, &pd->c);
 }
 
 static int
 completion (struct v2k_endpoint *ep, struct v2k_io *io, rbd_completion_t *c)
 {
-  struct pending *pd = malloc (sizeof *pd);
+  struct pending *pd = calloc (1, sizeof *pd);
   if (!pd) {
     snprintf (ep->last_error, sizeof ep->last_error, "out of memory");
     return -1;
   }
   pd->p = ep->priv;
-  pd->io = io;
+  pd->c.io = io;
   int r = rbd_aio_create_completion (pd, rbd_cb, c);
   if (r < 0) {
     free (pd);
@@ -136,33 +117,14 @@ static size_t
 ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
 {
   struct rbd_priv *p = ep->priv;
-  if (max < 1)
-    return 0;
-  fds[0] = (struct pollfd) { .fd = p->efd, .events = POLLIN };
-  return 1;
+  return v2k_completions_pollfds (&p->done, fds, max);
 }
 
 static int
 ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
 {
   struct rbd_priv *p = ep->priv;
-  if (n < 1 || !(fds[0].revents & POLLIN))
-    return 0;
-  uint64_t count;
-  if (read (p->efd, &count, sizeof count) < 0 && errno != EAGAIN)
-    return 0;
-  pthread_mutex_lock (&p->lock);
-  struct done_item *q = p->queue;
-  size_t nq = p->n;
-  p->queue = NULL;
-  p->n = p->cap = 0;
-  pthread_mutex_unlock (&p->lock);
-  for (size_t i = 0; i < nq; i++) {
-    if (q[i].errnum)
-      snprintf (ep->last_error, sizeof ep->last_error, "%s", strerror (q[i].errnum));
-    q[i].io->done (q[i].io, q[i].errnum);
-  }
-  free (q);
+  v2k_completions_run (&p->done, ep, fds, n);
   return 0;
 }
 
@@ -187,10 +149,7 @@ ep_close (struct v2k_endpoint *ep)
     rados_ioctx_destroy (p->ioctx);
   if (p->cluster_ok)
     rados_shutdown (p->cluster);
-  if (p->efd >= 0)
-    close (p->efd);
-  pthread_mutex_destroy (&p->lock);
-  free (p->queue);
+  v2k_completions_destroy (&p->done);
   free (p);
 }
 
@@ -268,8 +227,7 @@ v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, b
     v2k_error_set (err, V2K_EXIT_USAGE, "'%s' is not rbd:POOL/IMAGE", spec);
     return -1;
   }
-  struct rbd_priv p = { .efd = -1 };
-  pthread_mutex_init (&p.lock, NULL);
+  struct rbd_priv p = { 0 };
   int rc = -1;
   if (connect_pool (&p, c, pool, err) == -1)
     goto out;
@@ -314,7 +272,6 @@ v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, b
     rados_ioctx_destroy (p.ioctx);
   if (p.cluster_ok)
     rados_shutdown (p.cluster);
-  pthread_mutex_destroy (&p.lock);
   return rc;
 }
 
@@ -335,16 +292,12 @@ v2k_rbd_open (const char *spec, const char *name, const struct v2k_rbd_conn *c,
     v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
     return NULL;
   }
-  p->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-  pthread_mutex_init (&p->lock, NULL);
   ep->ops = &rbd_ops;
   ep->priv = p;
   ep->nconn = 1;
   ep->max_request = 32u << 20;
-  if (p->efd < 0) {
-    v2k_error_errno (err, V2K_EXIT_INTERNAL, "eventfd");
+  if (v2k_completions_init (&p->done, err) == -1)
     goto fail;
-  }
   if (connect_pool (p, c, pool, err) == -1)
     goto fail;
   int r = rbd_open (p->ioctx, image, &p->image, NULL);

@@ -217,6 +217,20 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
   return -1;
 }
 
+/* An opened target must hold the whole disk; WHAT names it in the error. */
+static struct v2k_endpoint *
+whole_disk (struct v2k_endpoint *ep, const struct v2k_target_args *a, const char *what,
+            struct v2k_error *err)
+{
+  if (ep && ep->size < a->disk->capacity) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "%s %s is %lld bytes; the disk needs %lld", what,
+                   a->disk->target_path, (long long) ep->size, (long long) a->disk->capacity);
+    v2k_endpoint_close (ep);
+    return NULL;
+  }
+  return ep;
+}
+
 struct v2k_endpoint *
 v2k_target_open (const struct v2k_target_args *a, struct v2k_server *srv, struct v2k_error *err)
 {
@@ -224,36 +238,15 @@ v2k_target_open (const struct v2k_target_args *a, struct v2k_server *srv, struct
   snprintf (name, sizeof name, "target-%lld", (long long) a->disk->key);
   if (a->m->target.storage == STORAGE_RBD) {
     struct v2k_rbd_conn rc = { a->ceph_conf, a->ceph_id, a->ceph_timeout };
-    struct v2k_endpoint *ep = v2k_rbd_open (a->disk->target_path, name, &rc, err);
-    if (ep && ep->size < a->disk->capacity) {
-      v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s is %lld bytes; the disk needs %lld",
-                     a->disk->target_path, (long long) ep->size, (long long) a->disk->capacity);
-      v2k_endpoint_close (ep);
-      return NULL;
-    }
-    return ep;
+    return whole_disk (v2k_rbd_open (a->disk->target_path, name, &rc, err), a, "RBD image", err);
   }
   /* Raw files and block devices are the bytes themselves: written with
    * pwrite they need no qemu-nbd, and make bench measured that faster. */
-  if (a->m->target.storage == STORAGE_BLOCK || a->m->target.format == FORMAT_RAW) {
-    struct v2k_endpoint *ep = v2k_file_open (a->disk->target_path, name, true, err);
-    if (ep && ep->size < a->disk->capacity) {
-      v2k_error_set (err, V2K_EXIT_TARGET, "target %s is %lld bytes; the disk needs %lld",
-                     a->disk->target_path, (long long) ep->size, (long long) a->disk->capacity);
-      v2k_endpoint_close (ep);
-      return NULL;
-    }
-    return ep;
-  }
+  if (a->m->target.storage == STORAGE_BLOCK || a->m->target.format == FORMAT_RAW)
+    return whole_disk (v2k_file_open (a->disk->target_path, name, true, err), a, "target", err);
   if (v2k_server_qemu_nbd (a->rundir, name, a->disk->target_path, "qcow2", false, a->connections,
                            srv, err) == -1)
     return NULL;
-  struct v2k_endpoint *ep = v2k_nbd_open (srv->uri, name, true, (size_t) a->connections, err);
-  if (ep && ep->size < a->disk->capacity) {
-    v2k_error_set (err, V2K_EXIT_TARGET, "target %s is %lld bytes; the disk needs %lld",
-                   a->disk->target_path, (long long) ep->size, (long long) a->disk->capacity);
-    v2k_endpoint_close (ep);
-    return NULL;
-  }
-  return ep;
+  return whole_disk (v2k_nbd_open (srv->uri, name, true, (size_t) a->connections, err), a,
+                     "target", err);
 }

@@ -64,8 +64,10 @@ check "conversion killed midway: virt-v2v was running" grep -q '"event":"convert
 check "killed conversion: the target is exactly the final-sync image" sim_same_disks deb "$target"
 check "killed conversion: no virt-v2v or appliance left" bash -c "! pgrep -f '$W/conver[t]' >/dev/null"
 
-out=$(v2k --workdir "$W" cutover "${LV[@]}" --convert required --start --json)
+out=$(v2k --workdir "$W" cutover "${LV[@]}" --convert required --convert-accel tcg --start --json)
 check "cutover run again: converts and defines" jqe '.domain.defined and .domain.state == "running"' <<<"$out"
+check "--convert-accel tcg is what the conversion ran with" \
+  jq_true -s '[.[] | select(.event == "convert.started")][-1].detail.accel == "tcg"' "$W/events.log"
 check "the conversion is recorded: converted, virtio drivers" \
   jq_true '.conversion.converted and .conversion.virtio and .conversion.state == "done" and (.conversion.committing | not)' "$W/manifest.json"
 check "virt-v2v's messages became events" grep -q '"event":"convert.message"' "$W/events.log"
