@@ -84,3 +84,16 @@ v2k_completions_run (struct v2k_completions *q, struct v2k_endpoint *ep,
     c = next;
   }
 }
+
+size_t
+v2k_completions_ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
+{
+  return v2k_completions_pollfds (ep->priv, fds, max);
+}
+
+int
+v2k_completions_ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
+{
+  v2k_completions_run (ep->priv, ep, fds, n);
+  return 0;
+}

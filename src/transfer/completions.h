@@ -36,4 +36,8 @@ size_t v2k_completions_pollfds (struct v2k_completions *q, struct pollfd *fds, s
 void v2k_completions_run (struct v2k_completions *q, struct v2k_endpoint *ep,
                           const struct pollfd *fds, size_t n);
 
+/* pollfds and dispatch for an endpoint whose priv begins with its queue. */
+size_t v2k_completions_ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max);
+int v2k_completions_ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n);
+
 #endif

@@ -65,4 +65,13 @@ struct v2k_endpoint *v2k_nbd_open (const char *uri, const char *name, bool writa
 
 void v2k_endpoint_close (struct v2k_endpoint *ep);
 
+/* The allocated op of an endpoint that cannot tell (one that only serves
+ * targets). */
+static inline int
+v2k_allocated_unknown (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
+{
+  (void) ep, (void) out, (void) err;
+  return -1;
+}
+
 #endif

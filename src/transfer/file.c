@@ -35,12 +35,12 @@ struct op {
 };
 
 struct file_priv {
+  struct v2k_completions done;   /* first: the generic pollfds and dispatch */
   int fd;                   /* buffered */
   int dfd;                  /* O_DIRECT, or -1 where the filesystem lacks it */
   bool block;
   int punch;                /* punching holes works here; cleared on EOPNOTSUPP */
   char *zeros;
-  struct v2k_completions done;
   pthread_mutex_t lock;     /* guards the work queue */
   pthread_cond_t work;
   struct op *todo, *todo_tail;
@@ -223,28 +223,6 @@ ep_flush (struct v2k_endpoint *ep, struct v2k_io *io)
   return submit (ep, OP_FLUSH, NULL, 0, 0, io);
 }
 
-static size_t
-ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
-{
-  struct file_priv *p = ep->priv;
-  return v2k_completions_pollfds (&p->done, fds, max);
-}
-
-static int
-ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
-{
-  struct file_priv *p = ep->priv;
-  v2k_completions_run (&p->done, ep, fds, n);
-  return 0;
-}
-
-static int
-ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
-{
-  (void) ep, (void) out, (void) err;
-  return -1;  /* unknown: this endpoint only serves targets */
-}
-
 static void
 free_ops (struct op *o)
 {
@@ -287,9 +265,9 @@ static const struct v2k_endpoint_ops file_ops = {
   .write = ep_write,
   .zero = ep_zero,
   .flush = ep_flush,
-  .pollfds = ep_pollfds,
-  .dispatch = ep_dispatch,
-  .allocated = ep_allocated,
+  .pollfds = v2k_completions_ep_pollfds,
+  .dispatch = v2k_completions_ep_dispatch,
+  .allocated = v2k_allocated_unknown,
   .close = file_close,
 };
 

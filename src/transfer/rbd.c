@@ -15,10 +15,10 @@
 #include "rbd.h"
 
 struct rbd_priv {
+  struct v2k_completions done;   /* first: the generic pollfds and dispatch */
   rados_t cluster;
   rados_ioctx_t ioctx;
   rbd_image_t image;
-  struct v2k_completions done;
   bool cluster_ok, ioctx_ok;
 };
 
@@ -113,30 +113,6 @@ ep_flush (struct v2k_endpoint *ep, struct v2k_io *io)
   return started (ep, c, rbd_aio_flush (p->image, c));
 }
 
-static size_t
-ep_pollfds (struct v2k_endpoint *ep, struct pollfd *fds, size_t max)
-{
-  struct rbd_priv *p = ep->priv;
-  return v2k_completions_pollfds (&p->done, fds, max);
-}
-
-static int
-ep_dispatch (struct v2k_endpoint *ep, const struct pollfd *fds, size_t n)
-{
-  struct rbd_priv *p = ep->priv;
-  v2k_completions_run (&p->done, ep, fds, n);
-  return 0;
-}
-
-static int
-ep_allocated (struct v2k_endpoint *ep, v2k_extents *out, struct v2k_error *err)
-{
-  (void) ep;
-  (void) out;
-  (void) err;
-  return -1;  /* only used as a target */
-}
-
 static void
 ep_close (struct v2k_endpoint *ep)
 {
@@ -159,9 +135,9 @@ static const struct v2k_endpoint_ops rbd_ops = {
   .write = ep_write,
   .zero = ep_zero,
   .flush = ep_flush,
-  .pollfds = ep_pollfds,
-  .dispatch = ep_dispatch,
-  .allocated = ep_allocated,
+  .pollfds = v2k_completions_ep_pollfds,
+  .dispatch = v2k_completions_ep_dispatch,
+  .allocated = v2k_allocated_unknown,
   .close = ep_close,
 };
 
