@@ -198,14 +198,16 @@ cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   if (v2k_copy (src, dst, &areas, &o, &st, err) == -1)
     goto out;
   if (g->json) {
-    json_t *j = json_pack ("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "ok", 1,
+    json_t *j = json_pack ("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I}", "ok", 1,
                            "areas", (json_int_t) areas.len, "bytes_total", (json_int_t) st.bytes_total,
                            "bytes_copied", (json_int_t) st.bytes_copied,
                            "bytes_zeroed", (json_int_t) st.bytes_zeroed,
                            "bytes_skipped", (json_int_t) st.bytes_skipped,
                            "bytes_unread", (json_int_t) st.bytes_unread,
                            "requests", (json_int_t) st.requests, "retried", (json_int_t) st.retried,
-                           "seconds", st.seconds);
+                           "seconds", st.seconds,
+                           "source_connections", (json_int_t) src->nconn,
+                           "target_connections", (json_int_t) dst->nconn);
     json_dumpf (j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fputc ('\n', stdout);
     json_decref (j);

@@ -1,11 +1,13 @@
 /* The NBD endpoint: libnbd's asynchronous API over one or more connections. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libnbd.h>
 
 #include "endpoint.h"
+#include "../util/fsutil.h"
 
 struct nbd_priv {
   struct nbd_handle **h;
@@ -292,41 +294,87 @@ static const struct v2k_endpoint_ops nbd_ops = {
   .close = nbd_close_ep,
 };
 
-/* Connects within TIMEOUT_MS: a server that takes fewer clients than we
- * ask for (qemu-nbd's --shared) leaves extra connections hanging. */
 static struct nbd_handle *
-connect_one (const char *uri, const char *name, int timeout_ms, struct v2k_error *err)
+handle_new (const char *uri)
 {
   struct nbd_handle *h = nbd_create ();
-  if (!h) {
-    v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: %s", name, nbd_get_error ());
+  if (!h)
     return NULL;
-  }
   nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION);
   /* The engine never looks at a buffer whose read failed, so libnbd's
    * zeroing of every read buffer is a wasted pass over all the data. */
   nbd_set_pread_initialize (h, false);
-  if (nbd_aio_connect_uri (h, uri) == -1)
-    goto fail;
-  for (int waited = 0; nbd_aio_is_connecting (h) == 1; ) {
-    if (waited >= timeout_ms) {
+  if (nbd_aio_connect_uri (h, uri) == -1) {
+    nbd_close (h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Drives the handshakes of H[0..N) together until each is ready or has
+ * failed, or TIMEOUT_MS has passed; a handle that is not ready by then is
+ * closed and set to NULL. Servers that open something slow per connection
+ * (VDDK logs in for each) take the time once, not once per connection. */
+static void
+handshakes (struct nbd_handle **h, size_t n, int timeout_ms)
+{
+  double deadline = v2k_monotonic_seconds () + timeout_ms / 1000.0;
+  for (;;) {
+    struct pollfd fds[16];
+    size_t idx[16], k = 0;
+    for (size_t i = 0; i < n && k < 16; i++)
+      if (h[i] && nbd_aio_is_connecting (h[i]) == 1) {
+        unsigned dir = nbd_aio_get_direction (h[i]);
+        fds[k] = (struct pollfd) { .fd = nbd_aio_get_fd (h[i]),
+                                   .events = (short) (((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                                                      ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0)) };
+        idx[k++] = i;
+      }
+    double left = deadline - v2k_monotonic_seconds ();
+    if (k == 0 || left <= 0)
+      break;
+    if (poll (fds, k, left < 0.1 ? (int) (left * 1000) + 1 : 100) < 0 && errno != EINTR)
+      break;
+    for (size_t j = 0; j < k; j++) {
+      int r = 0;
+      if (fds[j].revents & (POLLIN | POLLHUP | POLLERR))
+        r = nbd_aio_notify_read (h[idx[j]]);
+      else if (fds[j].revents & POLLOUT)
+        r = nbd_aio_notify_write (h[idx[j]]);
+      if (r == -1) {
+        nbd_close (h[idx[j]]);
+        h[idx[j]] = NULL;
+      }
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    if (h[i] && nbd_aio_is_ready (h[i]) != 1) {
+      nbd_close (h[i]);
+      h[i] = NULL;
+    }
+}
+
+/* The first connection, within TIMEOUT_MS. */
+static struct nbd_handle *
+connect_first (const char *uri, const char *name, int timeout_ms, struct v2k_error *err)
+{
+  struct nbd_handle *h = handle_new (uri);
+  if (!h) {
+    v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: %s", name, uri,
+                   nbd_get_error () ? nbd_get_error () : "out of memory");
+    return NULL;
+  }
+  double t0 = v2k_monotonic_seconds ();
+  handshakes (&h, 1, timeout_ms);
+  if (!h) {
+    if (v2k_monotonic_seconds () - t0 >= timeout_ms / 1000.0)
       v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: no answer within %d s", name,
                      uri, timeout_ms / 1000);
-      nbd_close (h);
-      return NULL;
-    }
-    if (nbd_poll (h, 100) == -1)
-      goto fail;
-    waited += 100;
+    else
+      v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: %s", name, uri,
+                     nbd_get_error () ? nbd_get_error () : "the server closed the connection");
   }
-  if (nbd_aio_is_ready (h) != 1)
-    goto fail;
   return h;
- fail:
-  v2k_error_set (err, V2K_EXIT_TRANSFER, "%s: connecting to %s: %s", name, uri,
-                 nbd_get_error () ? nbd_get_error () : "the server closed the connection");
-  nbd_close (h);
-  return NULL;
 }
 
 struct v2k_endpoint *
@@ -346,8 +394,10 @@ v2k_nbd_open (const char *uri, const char *name, bool writable, size_t connectio
   if (connections < 1)
     connections = 1;
   p->h = calloc (connections, sizeof *p->h);
-  if (!p->h || !(p->h[0] = connect_one (uri, name, 30000, err)))
+  double t0 = v2k_monotonic_seconds ();
+  if (!p->h || !(p->h[0] = connect_first (uri, name, 30000, err)))
     goto fail;
+  double first = v2k_monotonic_seconds () - t0;
   p->n = 1;
   struct nbd_handle *h = p->h[0];
   ep->size = nbd_get_size (h);
@@ -365,13 +415,18 @@ v2k_nbd_open (const char *uri, const char *name, bool writable, size_t connectio
    * them when the server promises multi-conn consistency. */
   if (writable && nbd_can_multi_conn (h) != 1)
     connections = 1;
-  for (size_t i = 1; i < connections; i++) {
-    struct v2k_error extra = { 0 };
-    /* Extra connections are a bonus: use what the server accepts. */
-    if (!(p->h[i] = connect_one (uri, name, 2000, &extra)))
-      break;
-    p->n++;
-  }
+  /* Extra connections are a bonus: use what the server accepts. One that
+   * takes fewer clients (qemu-nbd's --shared) leaves the rest hanging, so
+   * they get 2 s, or three times what the first one took. */
+  for (size_t i = 1; i < connections; i++)
+    p->h[i] = handle_new (uri);
+  int extra_ms = first * 3000 + 1000 > 2000 ? (int) (first * 3000) + 1000 : 2000;
+  handshakes (p->h + 1, connections - 1, extra_ms < 30000 ? extra_ms : 30000);
+  for (size_t i = 1; i < connections; i++)
+    if (p->h[i])
+      p->h[p->n++] = p->h[i];
+  for (size_t i = p->n; i < connections; i++)
+    p->h[i] = NULL;
   ep->nconn = p->n;
   return ep;
  fail:

@@ -91,6 +91,22 @@ else
   skip "--pwrite on a full filesystem" "cannot mount a tmpfs here"
 fi
 
+# A server that is slow to open each connection (VDDK logs in for each):
+# the extra connections open together and are all used.
+nbdkit -U "$tmp/slow.sock" --filter=delay file src.raw delay-open=2500ms >/dev/null 2>&1 &
+for _ in $(seq 50); do [ -S "$tmp/slow.sock" ] && break; sleep 0.1; done
+truncate -s 32M slow.raw
+"$BIN" copy --json --connections 4 "nbd+unix:///?socket=$tmp/slow.sock" slow.raw >out.json
+check "slow-opening server: all 4 connections are used" jq_true '.source_connections == 4' out.json
+check "slow-opening server: identical" cmp src.raw slow.raw
+pkill -f "$tmp/slow.sock"
+qemu-nbd -f raw -k "$tmp/one.sock" -t -r src.raw >/dev/null 2>&1 &
+for _ in $(seq 50); do [ -S "$tmp/one.sock" ] && break; sleep 0.1; done
+truncate -s 32M one.raw
+"$BIN" copy --json --connections 4 "nbd+unix:///?socket=$tmp/one.sock" one.raw >out.json 2>/dev/null
+check "a server that takes one client: one connection, copied" bash -c "jq -e '.source_connections == 1' out.json >/dev/null && cmp src.raw one.raw"
+pkill -f "$tmp/one.sock"
+
 # Bad input: one line, exit 2, nothing written.
 bad() {  # bad NAME AREAS-JSON EXPECTED-TEXT
   printf '%s' "$2" >bad.json
