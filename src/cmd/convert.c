@@ -49,8 +49,8 @@ cmd_convert (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_ACCEL:
-      if ((accel = jm_enum_index (v2k_convert_accel_names, optarg)) < 0)
-        return v2k_usage_error (err, "convert", "--convert-accel: '%s' is not kvm or tcg", optarg);
+      if (v2k_parse_enum ("--convert-accel", optarg, v2k_convert_accel_names, &accel, err) == -1)
+        return err->code;
       break;
     case OPT_FORCE: force = true; break;
     case 'h': convert_help (stdout); return 0;

@@ -1,9 +1,8 @@
 /* The file endpoint: a raw file or block device written with pwrite, with no
  * server in between (as nbdcopy's file-ops). A few worker threads do the
  * blocking calls, with O_DIRECT where the request is aligned, so that writes
- * overlap as they do in qemu-nbd's native AIO; like the RBD endpoint, they
- * queue each result and wake the engine through an eventfd, and dispatch()
- * runs the completions on the engine's thread. */
+ * overlap as they do in qemu-nbd's native AIO; like the RBD endpoint's, their
+ * results reach the engine's thread through completions.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -43,7 +42,7 @@ struct file_priv {
   char *zeros;
   pthread_mutex_t lock;     /* guards the work queue */
   pthread_cond_t work;
-  struct op *todo, *todo_tail;
+  struct op *queue, *queue_tail;    /* requests not yet taken by a worker */
   bool stopping;
   pthread_t threads[FILE_THREADS];
   size_t nthreads;
@@ -155,14 +154,14 @@ worker (void *arg)
   struct file_priv *p = arg;
   pthread_mutex_lock (&p->lock);
   for (;;) {
-    while (!p->todo && !p->stopping)
+    while (!p->queue && !p->stopping)
       pthread_cond_wait (&p->work, &p->lock);
     if (p->stopping)
       break;
-    struct op *o = p->todo;
-    p->todo = o->next;
-    if (!p->todo)
-      p->todo_tail = NULL;
+    struct op *o = p->queue;
+    p->queue = o->next;
+    if (!p->queue)
+      p->queue_tail = NULL;
     pthread_mutex_unlock (&p->lock);
     perform (p, o);
     v2k_completions_push (&p->done, &o->c);
@@ -184,11 +183,11 @@ submit (struct v2k_endpoint *ep, enum op_kind kind, void *buf, size_t len, int64
   }
   *o = (struct op) { .c.io = io, .kind = kind, .buf = buf, .len = len, .off = off };
   pthread_mutex_lock (&p->lock);
-  if (p->todo_tail)
-    p->todo_tail->next = o;
+  if (p->queue_tail)
+    p->queue_tail->next = o;
   else
-    p->todo = o;
-  p->todo_tail = o;
+    p->queue = o;
+  p->queue_tail = o;
   pthread_cond_signal (&p->work);
   pthread_mutex_unlock (&p->lock);
   return 0;
@@ -241,8 +240,8 @@ file_close (struct v2k_endpoint *ep)
     return;
   pthread_mutex_lock (&p->lock);
   /* Requests not started are dropped: their buffers may be gone. */
-  free_ops (p->todo);
-  p->todo = p->todo_tail = NULL;
+  free_ops (p->queue);
+  p->queue = p->queue_tail = NULL;
   p->stopping = true;
   pthread_cond_broadcast (&p->work);
   pthread_mutex_unlock (&p->lock);

@@ -417,11 +417,13 @@ v2k_nbd_open (const char *uri, const char *name, bool writable, size_t connectio
     connections = 1;
   /* Extra connections are a bonus: use what the server accepts. One that
    * takes fewer clients (qemu-nbd's --shared) leaves the rest hanging, so
-   * they get 2 s, or three times what the first one took. */
+   * they get three times what the first one took, plus a second: at least
+   * 2 s, at most 30. */
   for (size_t i = 1; i < connections; i++)
     p->h[i] = handle_new (uri);
-  int extra_ms = first * 3000 + 1000 > 2000 ? (int) (first * 3000) + 1000 : 2000;
-  handshakes (p->h + 1, connections - 1, extra_ms < 30000 ? extra_ms : 30000);
+  int extra_ms = (int) (first * 3000) + 1000;
+  extra_ms = extra_ms < 2000 ? 2000 : extra_ms > 30000 ? 30000 : extra_ms;
+  handshakes (p->h + 1, connections - 1, extra_ms);
   for (size_t i = 1; i < connections; i++)
     if (p->h[i])
       p->h[p->n++] = p->h[i];

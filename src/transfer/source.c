@@ -109,8 +109,9 @@ open_vddk (const struct v2k_source_args *a, const char *name, struct v2k_server 
   if (asprintf (&cfgarg, "config=%s", config ? config : "/dev/null") < 0)
     cfgarg = NULL;
   /* retry: transient NFC errors (3 tries, 1 s then 2 s apart: a persistent
-   * error surfaces within seconds, not minutes); blocksize maxdata=2M: larger VDDK requests
-   * fail with NFC allocation errors. Filters wrap the plugin in this order. */
+   * error surfaces within seconds, not minutes); blocksize maxdata=2M:
+   * larger VDDK requests fail with NFC allocation errors. Filters wrap the
+   * plugin in this order. */
   const char *args[20];
   size_t n = 0;
   args[n++] = "--readonly";

@@ -88,12 +88,24 @@ finish "source: slow source (50 ms a read)" 1
 
 # killed_helper_mid_sync SIDE PROGRAM: a slow base sync whose PROGRAM (nbdkit
 # or qemu-nbd) is killed after a second; the sync must fail, the re-run resume.
+# slow_sync PROGRAM [sync options]: starts a base sync of $W in the
+# background over a source slowed to 0.2 s a read, the binary itself (not a
+# function's subshell) so that signals reach it; returns once PROGRAM (nbdkit
+# or qemu-nbd) serves it. Sets pid.
+slow_sync() {
+  local prog=$1
+  shift
+  fault delay 0.2
+  "$BIN" --workdir "$W" sync base --request-size 64K "$@" --vcenter "$(sim_info .url)" --username user \
+    --password-file "$tmp/pw" --ca-file "$(sim_info .cert_file)" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do pgrep -f "$prog.*$W/run" >/dev/null && break; sleep 0.1; done
+}
+
 killed_helper_mid_sync() {
   new_sim; base
-  fault delay 0.2
-  v2k --workdir "$W" sync base --request-size 64K --checkpoint-interval 0.05 >/dev/null 2>&1 &
-  local pid=$! rc
-  for _ in $(seq 100); do pgrep -f "$2.*$W/run" >/dev/null && break; sleep 0.1; done
+  slow_sync "$2" --checkpoint-interval 0.05
+  local rc
   sleep 1
   pkill -KILL -f "$2.*$W/run"
   wait $pid
@@ -215,11 +227,7 @@ check "at least 50 seeded SIGKILLs landed across the rounds ($kills)" test $kill
 printf '| %s | %s | %s |\n' "tool: seeded SIGKILL points that landed" "$kills" "each followed by a re-run; see the rounds above" >>"$table"
 
 new_sim; base
-fault delay 0.2
-"$BIN" --workdir "$W" sync base --request-size 64K --vcenter "$(sim_info .url)" --username user \
-  --password-file "$tmp/pw" --ca-file "$(sim_info .cert_file)" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 100); do pgrep -f "nbdkit.*$W/run" >/dev/null && break; sleep 0.1; done
+slow_sync nbdkit
 sleep 1
 kill -TERM $pid
 wait $pid
@@ -231,11 +239,7 @@ finish "tool: SIGTERM mid-sync, then re-run" 2
 
 # ---- concurrency ----
 new_sim; base
-fault delay 0.2
-"$BIN" --workdir "$W" sync base --request-size 64K --vcenter "$(sim_info .url)" --username user \
-  --password-file "$tmp/pw" --ca-file "$(sim_info .cert_file)" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 100); do pgrep -f "nbdkit.*$W/run" >/dev/null && break; sleep 0.1; done
+slow_sync nbdkit
 t0=$(date +%s)
 out=$(v2k --workdir "$W" snapshot incr 2>&1)
 rc=$?
