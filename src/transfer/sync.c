@@ -237,7 +237,9 @@ copy_disk (struct job *j, struct v2k_error *err)
     goto out;
   }
   if (j->method == AREAS_BLOCK_STATUS) {
-    if (src->ops->allocated (src, &j->areas, err) == -1) {
+    /* What VDDK reports allocated for a snapshot chain is not proven, and a
+     * wrong hole would lose data: without CBT, a VDDK base reads every byte. */
+    if (c->m->transport.kind == TRANSPORT_VDDK || src->ops->allocated (src, &j->areas, err) == -1) {
       if (v2k_error_isset (err))
         goto out;
       j->method = AREAS_FULL;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "verify.h"
+#include "../util/fsutil.h"
 
 /* A chunk being compared: two reads in flight, one per side. */
 struct vslot {
@@ -29,6 +30,32 @@ read_done (struct v2k_io *io, int errnum)
     s->errnum = errnum;
   if (--s->pending == 0)
     s->ready = true;
+}
+
+static bool
+in_flight (const struct vengine *e)
+{
+  for (size_t i = 0; i < e->nslots; i++)
+    if (e->slots[i].pending > 0)
+      return true;
+  return false;
+}
+
+/* Waits (at most 30 s) for the reads still in flight after an error, as the
+ * copy engine does, so that none completes into a freed buffer or slot. */
+static void
+drain (struct v2k_endpoint *src, struct v2k_endpoint *dst, const struct vengine *e)
+{
+  double deadline = v2k_monotonic_seconds () + 30;
+  while (in_flight (e) && v2k_monotonic_seconds () < deadline) {
+    struct pollfd fds[64];
+    size_t ns = src->ops->pollfds (src, fds, 32);
+    size_t nd = dst->ops->pollfds (dst, fds + ns, 32);
+    if (poll (fds, ns + nd, 1000) < 0 && errno != EINTR)
+      return;
+    if (src->ops->dispatch (src, fds, ns) == -1 || dst->ops->dispatch (dst, fds + ns, nd) == -1)
+      return;
+  }
 }
 
 static void
@@ -100,13 +127,22 @@ v2k_verify (struct v2k_endpoint *src, struct v2k_endpoint *dst, int64_t size, si
       s->busy = true;
       s->ready = false;
       s->errnum = 0;
-      s->pending = 2;
+      s->pending = 0;
       busy++;
-      if (src->ops->read (src, i, s->buf[0], s->len, s->off, &s->io[0]) == -1 ||
-          dst->ops->read (dst, i, s->buf[1], s->len, s->off, &s->io[1]) == -1) {
-        v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: reading at %lld: %s", (long long) s->off,
-                       src->last_error[0] ? src->last_error : dst->last_error);
-        goto out;
+      /* Counted as started: a read that failed to start never completes. */
+      s->pending++;
+      if (src->ops->read (src, i, s->buf[0], s->len, s->off, &s->io[0]) == -1) {
+        s->pending--;
+        v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: reading the source at %lld: %s",
+                       (long long) s->off, src->last_error);
+        goto fail;
+      }
+      s->pending++;
+      if (dst->ops->read (dst, i, s->buf[1], s->len, s->off, &s->io[1]) == -1) {
+        s->pending--;
+        v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: reading the target at %lld: %s",
+                       (long long) s->off, dst->last_error);
+        goto fail;
       }
     }
     struct pollfd fds[64];
@@ -114,11 +150,11 @@ v2k_verify (struct v2k_endpoint *src, struct v2k_endpoint *dst, int64_t size, si
     size_t nd = dst->ops->pollfds (dst, fds + ns, 32);
     if (poll (fds, ns + nd, 1000) < 0 && errno != EINTR) {
       v2k_error_errno (err, V2K_EXIT_TRANSFER, "poll");
-      goto out;
+      goto fail;
     }
     if (src->ops->dispatch (src, fds, ns) == -1 || dst->ops->dispatch (dst, fds + ns, nd) == -1) {
       v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: %s", src->last_error[0] ? src->last_error : dst->last_error);
-      goto out;
+      goto fail;
     }
     for (size_t i = 0; i < e.nslots; i++) {
       struct vslot *s = &e.slots[i];
@@ -127,7 +163,7 @@ v2k_verify (struct v2k_endpoint *src, struct v2k_endpoint *dst, int64_t size, si
       if (s->errnum) {
         v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: reading %zu bytes at %lld: %s", s->len,
                        (long long) s->off, strerror (s->errnum));
-        goto out;
+        goto fail;
       }
       unsigned char a[32], b[32];
       digest (s->buf[0], s->len, a);
@@ -155,6 +191,9 @@ v2k_verify (struct v2k_endpoint *src, struct v2k_endpoint *dst, int64_t size, si
     goto out;
   }
   rc = 0;
+  goto out;
+ fail:
+  drain (src, dst, &e);
  out:
   for (size_t i = 0; i < e.nslots; i++)
     for (int k = 0; k < 2; k++)

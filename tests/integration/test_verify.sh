@@ -1,13 +1,17 @@
 #!/bin/bash
 # verify: a clean target passes; one flipped byte is found, with its offset.
+# A VDDK base without CBT reads every byte even when the source's block
+# status reports a hole over data, and a verify whose source fails ends with
+# one line.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/sim.sh"
+. "$here/../lib/vddk-standin.sh"
 BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
 tmp=$(mktemp -d /tmp/v2k-verify-XXXXXX)
 trap 'sim_stop; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
-sim_start "$tmp" --vm v1 --disk scsi:16M --disk sata:8M --power on || exit 1
+sim_start "$tmp" --vm v1 --disk scsi:16M --disk sata:8M --power on --vm vd --disk scsi:8M --power on || exit 1
 v2k() {
   "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
     --ca-file "$(sim_info .cert_file)"
@@ -34,4 +38,50 @@ check "the mismatch is recorded" jq_true '.disks[0].verify.state == "failed" and
 check "the mismatch is an error event with the range" jq_true -s 'map(select(.event == "verify.mismatch")) | .[-1].detail.first == [{"start":1234567,"length":1}]' "$W/events.log"
 expect_exit "verify --sample 0 is refused" 2 "$BIN" --workdir "$W" verify --sample 0
 check "no helper left after verify" bash -c "! pgrep -f '$W/ru[n]/' >/dev/null"
+
+# ---- VDDK without CBT: the source's block status is not trusted ----
+# The stand-in for nbdkit's vddk plugin, behind a wrapper whose block status
+# says every byte is a hole that reads as zeros: a wrong hole over data.
+DS=$(sim_info '.datastores.LocalDS_0')
+make_vddk_standin "$tmp/standin.sh" "$DS" pass "$tmp/ev"
+cat >"$tmp/liar.sh" <<EOF
+#!/bin/sh
+case "\$1" in
+  can_extents) exit 0 ;;
+  extents) echo "\$4 \$3 hole,zero"; exit 0 ;;
+  *) exec sh '$tmp/standin.sh' "\$@" ;;
+esac
+EOF
+chmod +x "$tmp/liar.sh"
+export V2K_NBDKIT_VDDK_PLUGIN="sh $tmp/liar.sh"
+WD=$(v2k init --vm vd --dst "$tmp/dst-vd" --workdir-root "$tmp/root" --vddk-libdir "$tmp")
+sim_fill vd 2000 0 2000000 93
+sim_fill vd 2000 5000000 300000 94
+v2k -q --workdir "$WD" snapshot base >/dev/null
+# The lie is real: nbdkit serves it (the same plugin and parameters as a sync).
+flat=$(sim_disk_flat vd 2000)
+flat=${flat#"$DS"/}
+nbdkit -U - sh "$tmp/liar.sh" libdir="$tmp" server=x user=x thumbprint=x vm=moref=x \
+  file="[LocalDS_0] ${flat%-flat.vmdk}.vmdk" transports=nbd config=/dev/null password=-3 \
+  --run 'nbdinfo --map "$uri"' 3< <(echo pass) >"$tmp/map" 2>&1
+check "the stand-in reports the data at 0 as a hole that reads as zeros" \
+  grep -qE '^ *0 +8388608 +3 +hole,zero' "$tmp/map"
+v2k -q --workdir "$WD" sync base
+check "vddk without CBT: sync base exits 0" test $? -eq 0
+check "vddk without CBT: every byte is read, not the source's holes" \
+  jq_true -s '[.[] | select(.event == "sync.disk.done")][-1].detail.method == "full"' "$WD/events.log"
+check "vddk without CBT: the target is identical despite the wrong hole" \
+  sim_same_disks vd "$tmp/dst-vd/vd-disk0.qcow2"
+v2k -q --workdir "$WD" verify
+check "vddk: verify through nbdkit passes" test $? -eq 0
+# Every source read fails (after the retry filter's tries): one line and
+# exit 8, and under ASan no report.
+echo eio-all >"$tmp/ev/fault"
+v2k --workdir "$WD" verify >"$tmp/o" 2>"$tmp/e"
+check "verify with a failing source: exit 8 (transfer)" test $? -eq 8
+check "verify with a failing source: one line on stderr, the failed read" \
+  bash -c "test \$(wc -l <'$tmp/e') -eq 1 && grep -qE '^ablestack_v2k: error: verify disk scsi0:0: verify: reading .*at [0-9]+' '$tmp/e'"
+rm -f "$tmp/ev/fault"
+unset V2K_NBDKIT_VDDK_PLUGIN
+check "no helper left after the vddk verifies" bash -c "! pgrep -f '$WD/ru[n]/' >/dev/null"
 tap_done
