@@ -25,8 +25,17 @@ main (int argc, char **argv)
   }
   const size_t chunk = 4 << 20;   /* the incumbent copies in 4 MiB chunks */
   char *buf = malloc (chunk);
+  if (!buf) {
+    perror ("malloc");
+    return 1;
+  }
   long long start, length;
-  while (fscanf (fp, "%lld %lld", &start, &length) == 2) {
+  int got;
+  while ((got = fscanf (fp, "%lld %lld", &start, &length)) == 2) {
+    if (start < 0 || length < 0) {
+      fprintf (stderr, "syncloop: %s: a negative area\n", argv[3]);
+      return 1;
+    }
     while (length > 0) {
       size_t n = length > (long long) chunk ? chunk : (size_t) length;
       if (nbd_pread (src, buf, n, (uint64_t) start, 0) == -1 ||
@@ -37,6 +46,10 @@ main (int argc, char **argv)
       start += (long long) n;
       length -= (long long) n;
     }
+  }
+  if (got != EOF || ferror (fp)) {
+    fprintf (stderr, "syncloop: %s: not a list of \"start length\" lines\n", argv[3]);
+    return 1;
   }
   if (nbd_flush (dst, 0) == -1) {
     fprintf (stderr, "syncloop: %s\n", nbd_get_error ());
