@@ -17,6 +17,35 @@
 #include "../util/cleanup.h"
 #include "../util/fsutil.h"
 #include "../util/spawn.h"
+#include "../transfer/server.h"
+
+int
+v2k_step_cleanup (struct v2k_session *s, struct v2k_conn_args *conn, bool keep_snapshots,
+                  bool workdir_goes, int *stopped, int *removed, struct v2k_error *err)
+{
+  char now[32];
+  v2k_now_rfc3339 (now);
+  s->m->phases.cleanup.state = STEP_RUNNING;
+  v2k_set_str (&s->m->phases.cleanup.started, now);
+  /* Those stopped when the session opened, and any left since. */
+  *stopped = s->stale_helpers + v2k_server_stop_stale (s->workdir);
+  *removed = 0;
+  if (!keep_snapshots) {
+    if ((!s->soap && v2k_session_connect (s, conn, err) == -1) ||
+        v2k_step_remove_snapshots (s, conn->task_timeout > 0 ? conn->task_timeout : 3600, removed,
+                                   err) == -1)
+      return -1;
+  }
+  v2k_now_rfc3339 (now);
+  s->m->phases.cleanup.state = STEP_DONE;
+  v2k_set_str (&s->m->phases.cleanup.finished, now);
+  if (v2k_session_save (s, err) == -1)
+    return -1;
+  v2k_session_event (s, EV_INFO, NULL, "cleanup.done",
+                     json_pack ("{s:i, s:i, s:b}", "helpers_stopped", *stopped,
+                                "snapshots_removed", *removed, "workdir_removed", workdir_goes));
+  return 0;
+}
 
 static void
 cleanup_help (FILE *out)
@@ -77,28 +106,10 @@ cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   if (v2k_session_open (g, "cleanup", true, NULL, &s, err) == -1)
     goto out;
   s.phase = s.m->phase;
-  char started[32];
-  v2k_now_rfc3339 (started);
-  s.m->phases.cleanup.state = STEP_RUNNING;
-  free (s.m->phases.cleanup.started);
-  s.m->phases.cleanup.started = strdup (started);
-  stopped = s.stale_helpers;
-  if (!keep_snapshots) {
-    if (v2k_session_connect (&s, &conn, err) == -1 ||
-        v2k_step_remove_snapshots (&s, conn.task_timeout > 0 ? conn.task_timeout : 3600, &removed, err) == -1)
-      goto out;
-  }
-  char now[32];
-  v2k_now_rfc3339 (now);
-  s.m->phases.cleanup.state = STEP_DONE;
-  free (s.m->phases.cleanup.finished);
-  s.m->phases.cleanup.finished = strdup (now);
-  if (v2k_session_save (&s, err) == -1)
-    goto out;
   bool done = s.m->phase == PHASE_DONE;
-  v2k_session_event (&s, EV_INFO, NULL, "cleanup.done",
-                     json_pack ("{s:i, s:i, s:b}", "helpers_stopped", stopped,
-                                "snapshots_removed", removed, "workdir_removed", done && !keep_workdir));
+  if (v2k_step_cleanup (&s, &conn, keep_snapshots, done && !keep_workdir, &stopped, &removed,
+                        err) == -1)
+    goto out;
   if (!g->quiet)
     printf ("cleanup: %d helper process(es) stopped, %d snapshot(s) removed%s\n", stopped, removed,
             done && !keep_workdir ? ", workdir removed"

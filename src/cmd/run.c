@@ -17,6 +17,7 @@
 #include "session.h"
 #include "steps.h"
 #include "../util/cleanup.h"
+#include "../util/crashpoint.h"
 #include "../util/fsutil.h"
 #include "../util/signals.h"
 #include "../util/units.h"
@@ -28,7 +29,6 @@ struct run_opts {
   int until;
   struct v2k_verify_opts verify;
   bool verify_off;
-  bool keep_snapshots;
 };
 
 static void
@@ -273,24 +273,21 @@ run_summary (const struct v2k_manifest *m, const char *workdir, const char *stat
                     "cutover", cutover ? cutover : json_null ());
 }
 
+/* Everything before the cleanup: cbt, base, incremental rounds and the
+ * cutover. Returns 1 when it stopped at --until ready. */
 static int
-run_pipeline (struct v2k_session *s, struct v2k_conn_args *conn, const struct run_opts *o,
-              const struct v2k_sync_opts *so, struct v2k_cutover_opts *co, bool bar, FILE *out,
-              const char **state, json_t **cut, struct v2k_error *err)
+run_to_cutover (struct v2k_session *s, struct v2k_conn_args *conn, const struct run_opts *o,
+                const struct v2k_sync_opts *so, struct v2k_cutover_opts *co, bool bar, FILE *out,
+                struct meter *mt, const char **state, json_t **cut, struct v2k_error *err)
 {
-  struct meter mt = { 0 };
   struct v2k_manifest *m = s->m;
-  if (m->phase == PHASE_DONE) {
-    *state = "done";
-    return 0;
-  }
   if (m->phases.cbt.state != STEP_DONE &&
       v2k_step_cbt_enable (s, conn->task_timeout > 0 ? conn->task_timeout : 3600, out, err) == -1)
     return -1;
-  if (interrupted (err) || base_phase (s, conn, so, bar, out, &mt, err) == -1)
+  if (interrupted (err) || base_phase (s, conn, so, bar, out, mt, err) == -1)
     return -1;
   if (m->phases.cutover.state == STEP_PENDING || !m->cutover.powered_off) {
-    if (o->max_incr > 0 && incr_rounds (s, conn, o, so, bar, out, &mt, err) == -1)
+    if (o->max_incr > 0 && incr_rounds (s, conn, o, so, bar, out, mt, err) == -1)
       return -1;
     if (o->until == UNTIL_READY) {
       *state = m->forecast.ready ? "ready" : "not_ready";
@@ -298,24 +295,42 @@ run_pipeline (struct v2k_session *s, struct v2k_conn_args *conn, const struct ru
                          json_pack ("{s:I, s:I}", "predicted_final_ms",
                                     (json_int_t) m->forecast.predicted_final_ms,
                                     "downtime_target_ms", (json_int_t) m->forecast.downtime_target_ms));
-      return 0;
+      return 1;
     }
   }
   if (interrupted (err))
     return -1;
   co->verify = o->verify_off ? NULL : &o->verify;
-  if (v2k_step_cutover (s, conn, co, so, bar, out, cut, err) == -1)
+  return v2k_step_cutover (s, conn, co, so, bar, out, cut, err);
+}
+
+static int
+run_pipeline (struct v2k_session *s, struct v2k_conn_args *conn, const struct run_opts *o,
+              const struct v2k_sync_opts *so, struct v2k_cutover_opts *co, bool bar, FILE *out,
+              const char **state, json_t **cut, struct v2k_error *err)
+{
+  struct meter mt = { 0 };
+  struct v2k_manifest *m = s->m;
+  if (m->phase == PHASE_DONE && m->phases.cleanup.state == STEP_DONE) {
+    *state = "done";
+    return 0;
+  }
+  if (m->phase != PHASE_DONE) {
+    int r = run_to_cutover (s, conn, o, so, co, bar, out, &mt, state, cut, err);
+    if (r != 0)
+      return r == 1 ? 0 : -1;
+  }
+  /* The cleanup phase: done only once it ran (a kill before it leaves it
+   * to the next run). */
+  v2k_crashpoint ("run:cleanup");
+  int stopped, removed;
+  if (v2k_step_cleanup (s, conn, co->keep_snapshots, false, &stopped, &removed, err) == -1)
     return -1;
-  char now[32];
-  v2k_now_rfc3339 (now);
-  m->phases.cleanup.state = STEP_DONE;
-  v2k_set_str (&m->phases.cleanup.started, now);
-  v2k_set_str (&m->phases.cleanup.finished, now);
-  v2k_session_event (s, EV_INFO, NULL, "cleanup.done",
-                     json_pack ("{s:i, s:b}", "helpers_stopped", s->stale_helpers,
-                                "workdir_removed", 0));
+  if (out)
+    fprintf (out, "run: cleanup: %d helper process(es) stopped, %d snapshot(s) removed\n",
+             stopped, removed);
   *state = "done";
-  return v2k_session_save (s, err);
+  return 0;
 }
 
 static bool

@@ -140,6 +140,14 @@ int v2k_step_verify (struct v2k_session *s, const struct v2k_conn_args *conn,
 int v2k_step_remove_snapshots (struct v2k_session *s, long task_timeout, int *removed,
                                struct v2k_error *err);
 
+/* cleanup (the command, and run's last phase; in cleanup.c): stops the
+ * helpers left in the run directory, removes this run's snapshots unless
+ * KEEP_SNAPSHOTS (connecting with CONN if the session is not), records the
+ * cleanup step done and writes the cleanup.done event (WORKDIR_GOES: the
+ * caller removes the workdir next). *STOPPED and *REMOVED count. */
+int v2k_step_cleanup (struct v2k_session *s, struct v2k_conn_args *conn, bool keep_snapshots,
+                      bool workdir_goes, int *stopped, int *removed, struct v2k_error *err);
+
 /* ABLESTACK cloud registration options (cutover, register, run). */
 enum {
   OPT_CLOUD_ENDPOINT = 1600, OPT_CLOUD_API_KEY, OPT_CLOUD_SECRET_FILE, OPT_CLOUD_CRED_FILE,

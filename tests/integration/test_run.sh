@@ -26,7 +26,10 @@ sim_start "$tmp" \
   --vm k9 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
   --vm k10 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
   --vm k11 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
-  --vm k12 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on || exit 1
+  --vm k12 --disk scsi:8M --disk sata:4M --nic "VM Network" --power on \
+  --vm cl --disk scsi:8M --nic "VM Network" --power on \
+  --vm clh --disk scsi:8M --nic "VM Network" --power on --shutdown-delay never \
+  --vm keep --disk scsi:8M --nic "VM Network" --power on || exit 1
 DS=$(sim_info '.datastores.LocalDS_0')
 v2k() {
   "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
@@ -143,4 +146,61 @@ check "SIGTERM: the VM is left as it was" test "$(sim_power_state term)" = power
 out=$(v2k --workdir "$tmp/w-term" run "${common[@]}" --shutdown poweroff --json)
 check "run again after SIGTERM completes" jqe '.state == "done" and .cutover.shutdown.policy == "poweroff"' <<<"$out"
 check "after SIGTERM: identical" sim_same_disks term "$tmp/dst-term/term-disk0.qcow2"
+
+# ---- the cleanup phase really runs, and is recorded only once it did ----
+moref_of() { jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .moref' "$SIM_INFO"; }
+cleanup_event() {  # cleanup_event W FIELD: the field of the last cleanup.done event
+  jq -rs "[.[] | select(.event == \"cleanup.done\")][-1].detail.$2" "$1/events.log"
+}
+sim_fill cl 2000 0 2000000 121
+V2K_CRASHPOINT=run:cleanup v2k --workdir "$tmp/w-cl" run --vm cl --dst "$tmp/dst-cl" "${common[@]}" \
+  --max-incr 1 >/dev/null 2>&1
+check "killed right before the cleanup phase" test $? -eq 137
+check "killed before cleanup: cut over, the cleanup not recorded" \
+  jq_true '.phase == "done" and .phases.cleanup.state != "done"' "$tmp/w-cl/manifest.json"
+# What a crash can leave: a snapshot of this run that was never recorded, and
+# a helper serving a socket in the run directory.
+run_id=$(jq -r .run.id "$tmp/w-cl/manifest.json")
+sim_soap "<CreateSnapshot_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$(moref_of cl)</_this><name>ablestack-v2k-$run_id-incr-99</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>" >/dev/null
+for _ in $(seq 50); do sim_snapshot_names cl | grep -q -- -incr-99 && break; sleep 0.1; done
+check "planted: an unrecorded snapshot of this run" grep -qx "ablestack-v2k-$run_id-incr-99" <(sim_snapshot_names cl)
+nbdkit -U "$tmp/w-cl/run/planted.sock" -P "$tmp/planted-cl.pid" memory 1M
+check "planted: a helper serving a socket in the run directory" bash -c "pgrep -f '$tmp/w-cl/ru[n]/planted.sock' >/dev/null"
+out=$(v2k --workdir "$tmp/w-cl" run "${common[@]}" --json)
+check "run again after the kill: done" jqe '.state == "done"' <<<"$out"
+check "run again: the cleanup phase is recorded done" \
+  jq_true '.phases.cleanup.state == "done" and (.phases.cleanup.finished | type) == "string"' "$tmp/w-cl/manifest.json"
+check "run again: the cleanup phase removed the unrecorded snapshot" test "$(sim_snapshot_names cl | grep -c .)" -eq 0
+check "run again: the helper is gone" bash -c "! pgrep -f '$tmp/w-cl/ru[n]/planted.sock' >/dev/null"
+check "run again: cleanup.done counts the snapshot and the helper" \
+  test "$(cleanup_event "$tmp/w-cl" snapshots_removed):$(cleanup_event "$tmp/w-cl" helpers_stopped)" = 1:1
+
+# A helper left while run is going (it waits for a guest that shuts down only
+# when the test powers it off) is stopped by run's own cleanup phase.
+echo pass >"$tmp/pw"
+sim_fill clh 2000 0 2000000 122
+"$BIN" --workdir "$tmp/w-clh" run --vm clh --dst "$tmp/dst-clh" "${common[@]}" --max-incr 1 --shutdown-timeout 600 \
+  --vcenter "$(sim_info .url)" --username user --password-file "$tmp/pw" --ca-file "$(sim_info .cert_file)" \
+  >/dev/null 2>"$tmp/clh.err" &
+pid=$!
+for _ in $(seq 600); do grep -q shutdown.guest_requested "$tmp/w-clh/events.log" 2>/dev/null && break; sleep 0.1; done
+check "run waits for the guest (clh)" grep -q shutdown.guest_requested "$tmp/w-clh/events.log"
+nbdkit -U "$tmp/w-clh/run/planted.sock" -P "$tmp/planted-clh.pid" memory 1M
+check "planted while run waits: a helper in the run directory" bash -c "pgrep -f '$tmp/w-clh/ru[n]/planted.sock' >/dev/null"
+sim_soap "<PowerOffVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$(moref_of clh)</_this></PowerOffVM_Task>" >/dev/null
+wait $pid
+check "run (clh): exit 0 once the guest is off" test $? -eq 0
+check "run's cleanup phase stopped the helper left during the run" bash -c "! pgrep -f '$tmp/w-clh/ru[n]/planted.sock' >/dev/null"
+check "run's cleanup.done counts that helper" test "$(cleanup_event "$tmp/w-clh" helpers_stopped)" = 1
+check "run (clh): no snapshot left" test "$(sim_snapshot_names clh | grep -c .)" -eq 0
+
+# --keep-snapshots (listed by run --help): neither the cutover nor the cleanup
+# phase removes this run's snapshots.
+sim_fill keep 2000 0 2000000 123
+out=$(v2k --workdir "$tmp/w-keep" run --vm keep --dst "$tmp/dst-keep" "${common[@]}" --max-incr 1 --keep-snapshots --json)
+check "run --keep-snapshots: done" jqe '.state == "done"' <<<"$out"
+check "run --keep-snapshots: the cleanup phase is recorded done" \
+  jq_true '.phases.cleanup.state == "done"' "$tmp/w-keep/manifest.json"
+check "run --keep-snapshots: this run's snapshots stay" test "$(sim_snapshot_names keep | grep -c '^ablestack-v2k-')" -ge 1
+check "run --keep-snapshots: the cleanup phase removed none" test "$(cleanup_event "$tmp/w-keep" snapshots_removed)" = 0
 tap_done
