@@ -135,7 +135,7 @@ done
 stop src.sock
 rm -f dst.qcow2 dst.raw
 
-echo "Preparing 20,000 scattered 64 KiB areas..."
+echo "Preparing $((SIZE_MIB * 8 < 20000 ? SIZE_MIB * 8 : 20000)) scattered 64 KiB blocks to change..."
 perl -e 'my ($n) = @ARGV; srand(42); my %s; my $want = $n / 2 < 20000 ? int($n / 2) : 20000; $s{int(rand($n))} = 1 while keys %s < $want;
   my @o = sort { $a <=> $b } keys %s; my @ar; for my $b (@o) { my $st = $b * 65536;
   if (@ar && $ar[-1][0] + $ar[-1][1] == $st) { $ar[-1][1] += 65536 } else { push @ar, [$st, 65536] } }
@@ -270,15 +270,18 @@ Benchmarks are not tests: \`make check\` asserts no timing.
    extents, served by nbdkit's file plugin, into a fresh target served by qemu-nbd
    (qcow2, then raw; \`--cache=none --aio=native --discard=unmap --detect-zeroes=unmap\`).
    Every tool is told the target reads zeros (\`--target-is-zero\`), as \`sync base\`
-   knows of the targets it creates. Each result is compared with the source.
+   knows of the targets it creates.
    Into raw, ablestack_v2k is measured twice: through qemu-nbd, and writing the
    file itself (\`copy --pwrite\`: four threads, O_DIRECT where aligned, holes
    punched for zeros), which is how \`sync\` writes raw files and block devices.
-2. **Incremental apply**: 20,000 scattered 64 KiB areas (coalesced where they touch)
-   into an existing qcow2 replica. \`ablestack_v2k copy --areas\`; nbdcopy over the
-   same areas (nbdkit's extentlist filter on the source plus \`--target-is-zero\`, so
-   that only the listed extents are written); and the incumbent tool's method, a
-   synchronous loop that reads and writes one coalesced area at a time
+2. **Incremental apply**: $(wc -l <"$work/areas.txt" 2>/dev/null || echo "the") areas made of $((SIZE_MIB * 16 / 2 < 20000 ? SIZE_MIB * 8 : 20000)) scattered 64 KiB
+   blocks (coalesced where they touch) into an existing qcow2 replica.
+   \`ablestack_v2k copy --areas\`; nbdcopy over the same areas (nbdkit's extentlist
+   filter on the source plus \`--target-is-zero --sparse=0\`, so that only the
+   listed extents are written, zeros included: with its default zero detection
+   nbdcopy skips the all-zero blocks of an area and leaves the replica's old
+   bytes there, which the comparison below caught); and the incumbent tool's
+   method, a synchronous loop that reads and writes one coalesced area at a time
    (bench/syncloop.c, in C with libnbd: a faster loop than the incumbent's Python
    over kernel NBD devices). On this source about 60% of the areas' bytes are
    holes; ablestack_v2k learns that from the source's block status and writes
@@ -295,6 +298,23 @@ Benchmarks are not tests: \`make check\` asserts no timing.
    read costs microseconds, so the synchronous loop loses little to its lack of
    parallelism there.
 5. **Peak RSS** of each tool's process, from \`/usr/bin/time\`.
+
+## What is checked
+- **Every run of every tool** (the timed runs and the untimed warm-up pass of
+  each incremental row) ends with \`qemu-img compare\` of the whole target
+  against the source file, after the target's qemu-nbd has exited. A
+  difference, or a comparison that cannot run, stops the bench with
+  \`BENCH FAILED:\` naming the row, tool and run, exit status 1, and this
+  document unchanged. This run compared $compared results, all identical.
+- **The incremental replica differs from the source before each apply.** Every
+  incremental run starts from a fresh copy of the replica before the change
+  (the source everywhere except in the changed areas, which hold 0xA5 bytes
+  that neither source contains, so every byte of every area differs), and
+  \`qemu-img compare\` must find it different from the source before the tool
+  runs. A tool that writes nothing, or skips an area, fails the comparison
+  after its run. This run checked $differed replicas. The copy is not timed.
+- The base copies go into a fresh, empty target; the source has data there, so
+  a tool that writes nothing fails the comparison too.
 
 ## Results
 $table
