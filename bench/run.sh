@@ -258,7 +258,8 @@ cat >"$DOC" <<DOC
 
 Written by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d). Each number is the
 median of $RUNS runs, measured in the same run on the same machine and data.
-Benchmarks are not tests: \`make check\` asserts no timing.
+Benchmarks are not tests: \`make check\` asserts no timing; the bench asserts
+only that every result is identical to the source (below).
 
 ## Machine and versions
 - $(nproc) CPUs ($cpu), $mem of memory, $(uname -sr)
