@@ -52,7 +52,8 @@ main_help (FILE *out)
            "  --workdir DIR   the run's workdir (default: created by init under\n"
            "                  /var/lib/ablestack-v2k/<vm>/<run_id>/)\n"
            "  --json          machine-readable output; errors become a JSON object\n"
-           "  -v, --verbose   more detail (repeatable)\n"
+           "  -v, --verbose   debug lines on stderr: each helper's command line, each\n"
+           "                  vCenter call with its time (never a secret)\n"
            "  -q, --quiet     no progress output\n"
            "  --version       print the version\n"
            "  -h, --help      show this help; COMMAND --help shows a command's\n"
@@ -109,6 +110,13 @@ v2k_usage_error (struct v2k_error *err, const char *command, const char *fmt, ..
   return err->code;
 }
 
+/* -v: the lower layers' debug lines, on stderr (stdout stays the command's). */
+static void
+debug_to_stderr (const char *line)
+{
+  fprintf (stderr, "ablestack_v2k: debug: %s\n", line);
+}
+
 static void
 report_error (const struct v2k_global *g, const struct v2k_error *err)
 {
@@ -161,6 +169,8 @@ main (int argc, char **argv)
       return err.code;
     }
   }
+  if (g.verbose > 0)
+    v2k_debug_sink = debug_to_stderr;
   if (g.workdir && g.workdir[0] == '\0') {
     v2k_error_set (&err, V2K_EXIT_USAGE, "--workdir needs a directory path");
     report_error (&g, &err);

@@ -404,6 +404,8 @@ cmd_run (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     v2k_usage_error (err, "run", "--force-poweroff belongs to --shutdown guest");
     goto out;
   }
+  if (v2k_cutover_define_only_check (&co, "run", err) == -1)
+    goto out;
   bool resume = has_manifest (g->workdir);
   if (!resume && v2k_init_check (&io, err) == -1)
     goto out;

@@ -66,3 +66,18 @@ v2k_error_prefix (struct v2k_error *err, const char *fmt, ...)
   memcpy (old, err->message, sizeof old);
   snprintf (err->message, sizeof err->message, "%s: %s", prefix, old);
 }
+
+void (*v2k_debug_sink) (const char *line);
+
+void
+v2k_debug (const char *fmt, ...)
+{
+  if (!v2k_debug_sink)
+    return;
+  char line[2048];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (line, sizeof line, fmt, ap);
+  va_end (ap);
+  v2k_debug_sink (line);
+}

@@ -22,4 +22,11 @@ void v2k_error_prefix (struct v2k_error *err, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 static inline bool v2k_error_isset (const struct v2k_error *err) { return err->code != 0; }
 
+/* -v: debug lines (the helpers' command lines, each vCenter call and its
+ * time). The command layer sets the sink (main.c: stderr); unset, nothing
+ * is formatted. Never pass a secret. */
+extern void (*v2k_debug_sink) (const char *line);
+void v2k_debug (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static inline bool v2k_debug_on (void) { return v2k_debug_sink != NULL; }
+
 #endif

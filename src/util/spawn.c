@@ -11,6 +11,7 @@
 
 #include "cleanup.h"
 #include "spawn.h"
+#include "strbuf.h"
 
 /* What a child may see of our environment: locale, paths, nothing secret. */
 static const char *const env_allow[] = {
@@ -164,6 +165,30 @@ v2k_spawn_start (const struct v2k_spawn *sp, struct v2k_error *err)
       fprintf (fp, "%ld\n", (long) pid);
       fclose (fp);
     }
+  }
+  if (v2k_debug_on ()) {
+    /* The command line as given (no secret is ever in one), quoted where
+     * a word has a space or a quote in it. */
+    struct strbuf line = { 0 };
+    for (size_t i = 0; sp->argv[i]; i++) {
+      const char *a = sp->argv[i];
+      bool quote = !*a || strpbrk (a, " \t'\"\\$") != NULL;
+      sb_add (&line, i ? " " : "");
+      if (quote) {
+        sb_add (&line, "'");
+        for (const char *c = a; *c; c++) {
+          if (*c == '\'')
+            sb_add (&line, "'\\''");
+          else
+            sb_addn (&line, c, 1);
+        }
+        sb_add (&line, "'");
+      }
+      else
+        sb_add (&line, a);
+    }
+    v2k_debug ("spawned pid %ld: %s", (long) pid, line.s ? line.s : "");
+    sb_free (&line);
   }
   return pid;
 }

@@ -11,6 +11,7 @@
 
 #include "soap.h"
 #include "../util/cleanup.h"
+#include "../util/fsutil.h"
 #include "../util/strbuf.h"
 
 #define MAX_RESPONSE (128u << 20)   /* no vim25 reply we ask for comes near this */
@@ -333,7 +334,12 @@ call_once (struct v2k_soap *s, const char *method, const char *this_type,
   sb_add (&env, "</_this>");
   sb_add (&env, params ? params : "");
   sb_addf (&env, "</%s></soapenv:Body></soapenv:Envelope>", method);
+  double t0 = v2k_debug_on () ? v2k_monotonic_seconds () : 0;
   long code = http_post (s, env.s, mutating, err);
+  /* Names only: the envelope and the reply may hold secrets. */
+  if (v2k_debug_on ())
+    v2k_debug ("vCenter %s on %s: HTTP %ld in %.3f s", method, this_moref, code,
+               v2k_monotonic_seconds () - t0);
   /* The envelope may hold the password (Login): wipe it before freeing. */
   explicit_bzero (env.s, env.len);
   sb_free (&env);

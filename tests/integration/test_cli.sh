@@ -29,6 +29,33 @@ expect_exit "non-numeric --events: usage" 2 "$BIN" --workdir "$fixtures/idle" st
 expect_exit "extra argument: usage" 2 "$BIN" --workdir "$fixtures/idle" status extra
 expect_exit "status without workdir: usage" 2 "$BIN" status
 
+# --define-only (v1's name for the default: define the domain, leave it off)
+# contradicts --start, and other providers define no domain: refused while
+# parsing, before the workdir is opened. The message is checked too: without
+# a workdir or --vm these would be usage errors anyway.
+usage_says() {  # usage_says NAME PATTERN COMMAND...: exit 2, one line matching PATTERN, no stdout
+  local name=$1 pat=$2 rc=0
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+  if [ "$rc" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q -- "$pat" "$tmp/err" && [ ! -s "$tmp/out" ]; then
+    ok "$name"
+  else
+    not_ok "$name (exit $rc: $(head -c 200 "$tmp/err"))"
+  fi
+}
+usage_says "cutover --define-only --start: refused, naming the conflict" \
+  'cutover: --define-only leaves the domain off and --start starts it' \
+  "$BIN" --workdir "$fixtures/idle" cutover --define-only --start
+usage_says "run --define-only --start: refused, naming the conflict" \
+  'run: --define-only leaves the domain off and --start starts it' "$BIN" run --define-only --start
+usage_says "cutover --define-only --target-provider none: refused" \
+  'cutover: --define-only defines a libvirt domain; --target-provider none defines none' \
+  "$BIN" --workdir "$fixtures/idle" cutover --define-only --target-provider none
+usage_says "run --define-only --target-provider ablestack-cloud: refused" \
+  'run: --define-only defines a libvirt domain; --target-provider ablestack-cloud' \
+  "$BIN" run --define-only --target-provider ablestack-cloud
+check "--help says what -v shows" grep -q -- "-v, --verbose   debug lines on stderr" <<<"$out"
+
 # One line on stderr, nothing on stdout.
 "$BIN" frobnicate >"$tmp/out" 2>"$tmp/err"
 check "error is one line on stderr" test "$(wc -l <"$tmp/err")" -eq 1

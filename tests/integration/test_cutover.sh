@@ -50,9 +50,19 @@ for r in 1 2 3; do
   check "v1: sync incr $r" v2k --workdir "$W" sync incr
 done
 sim_fill v1 2001 5000000 65536 40   # written after the last incr: only the final sync carries it
-out=$(v2k --workdir "$W" cutover --define-only --start "${LV[@]}" --net-map "VM Network=bridge:br0" \
+# v1's "--define-only --start" contradicts itself here: --define-only leaves
+# the domain off. Refused as a usage error before anything is touched.
+v2k --workdir "$W" cutover --define-only --start "${LV[@]}" --net-map "VM Network=bridge:br0" \
+  --net-map "Backup=network:default" >"$tmp/o" 2>"$tmp/e"
+check "--define-only --start: refused (exit 2)" test $? -eq 2
+check "--define-only --start: one line on stderr, nothing on stdout" \
+  bash -c "test \$(wc -l <'$tmp/e') -eq 1 && grep -q 'cutover: --define-only leaves the domain off and --start starts it' '$tmp/e' && test ! -s '$tmp/o'"
+check "--define-only --start: no final snapshot taken" \
+  bash -c "test \"\$(jq '[.snapshots[] | select(.kind == \"final\")] | length' '$W/manifest.json')\" -eq 0"
+check "--define-only --start: the source is still on" test "$(sim_power_state v1)" = poweredOn
+out=$(v2k --workdir "$W" cutover --start "${LV[@]}" --net-map "VM Network=bridge:br0" \
       --net-map "Backup=network:default" --json)
-check "v1: cutover --define-only --start exits 0" test $? -eq 0
+check "v1: cutover --start exits 0" test $? -eq 0
 check "v1: the domain is defined and running, exactly one of its name" \
   jqe '.domain.defined and .domain.state == "running" and .domain.domains_named == 1' <<<"$out"
 check "v1: the source is powered off" test "$(sim_power_state v1)" = poweredOff
@@ -92,6 +102,7 @@ check "a stranger's domain: says so" grep -q "already has a domain named 'test'"
 check "a stranger's domain: the source stays on" test "$(sim_power_state slow)" = poweredOn
 expect_exit "a bad --net-map value" 2 v2k --workdir "$S" cutover --net-map "VM Network=br0"
 expect_exit "--force-poweroff without --shutdown guest" 2 v2k --workdir "$S" cutover --shutdown poweroff --force-poweroff
+expect_exit "--define-only with --target-provider none" 2 v2k --workdir "$S" cutover --define-only --target-provider none
 out=$(v2k --workdir "$S" cutover "${LV[@]}" --net-default bridge:br0 --shutdown manual 2>&1)
 check "manual while the VM is on: refused (exit 2)" test $? -eq 2
 check "manual while on: says what to do" grep -q "still poweredOn; shut it down first" <<<"$out"
@@ -99,8 +110,10 @@ check "manual while on: the VM stays on, no final snapshot" \
   bash -c "test \"\$(jq '[.snapshots[] | select(.kind == \"final\")] | length' '$S/manifest.json')\" -eq 0"
 
 # ---- shutdown policies ----
-out=$(v2k --workdir "$S" cutover "${LV[@]}" --net-default bridge:br0 --shutdown-timeout 30 --json)
+out=$(v2k --workdir "$S" cutover "${LV[@]}" --net-default bridge:br0 --shutdown-timeout 30 --define-only --json)
 check "guest: waits for a guest that takes 2 s, then cuts over" jqe '.shutdown.policy == "guest" and .domain.defined' <<<"$out"
+check "--define-only: the domain is defined and left off" \
+  jqe '.domain.state == "shut off" and .domain.started == false and .domain.domains_named == 1' <<<"$out"
 check "guest: the VM is off" test "$(sim_power_state slow)" = poweredOff
 
 T=$(prepare stuck)

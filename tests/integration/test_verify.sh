@@ -11,9 +11,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
 tmp=$(mktemp -d /tmp/v2k-verify-XXXXXX)
 trap 'sim_stop; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
-sim_start "$tmp" --vm v1 --disk scsi:16M --disk sata:8M --power on --vm vd --disk scsi:8M --power on || exit 1
+PW='Vfy-s3cret-7f3a'   # distinctive, so that a leak into -v's lines is found
+sim_start "$tmp" --user user --password "$PW" \
+  --vm v1 --disk scsi:16M --disk sata:8M --power on --vm vd --disk scsi:8M --power on || exit 1
 v2k() {
-  "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
+  "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo "$PW") \
     --ca-file "$(sim_info .cert_file)"
 }
 W=$(v2k init --vm v1 --dst "$tmp/dst" --workdir-root "$tmp/root" --transport file \
@@ -23,9 +25,20 @@ sim_fill v1 2000 0 3000000 91
 sim_fill v1 2001 1000000 100000 92
 v2k -q --workdir "$W" snapshot base >/dev/null
 v2k -q --workdir "$W" sync base
-out=$(v2k --workdir "$W" verify 2>&1)
+out=$(v2k --workdir "$W" verify 2>"$tmp/quiet.err")
 check "verify passes on clean targets" test $? -eq 0
 check "verify reports each disk" test "$(grep -c 'identical to snapshot-' <<<"$out")" -eq 2
+check "without -v: nothing on stderr" test ! -s "$tmp/quiet.err"
+# -v: debug lines on stderr (stdout unchanged), never the password.
+out_v=$(v2k -v --workdir "$W" verify 2>"$tmp/v.err")
+check "-v: verify still passes" test $? -eq 0
+check "-v: the same report on stdout" test "$(grep -c 'identical to snapshot-' <<<"$out_v")" -eq 2
+check "-v: each helper's command line (both qemu-nbd servers)" \
+  test "$(grep -cE '^ablestack_v2k: debug: spawned pid [0-9]+: qemu-nbd .*--socket' "$tmp/v.err")" -eq 4
+check "-v: the vCenter login, and each call with its HTTP status and time" \
+  bash -c "grep -qE '^ablestack_v2k: debug: vCenter Login on SessionManager: HTTP 200 in [0-9]+\.[0-9]{3} s\$' '$tmp/v.err' && grep -qE '^ablestack_v2k: debug: vCenter RetrievePropertiesEx on [a-zA-Z]+: HTTP 200 in' '$tmp/v.err'"
+check "-v: every stderr line is a debug line" bash -c "test -s '$tmp/v.err' && ! grep -qv '^ablestack_v2k: debug: ' '$tmp/v.err'"
+check "-v: the password is never in them" bash -c "! grep -qF -- '$PW' '$tmp/v.err'"
 check "verify records the result" jq_true '[.disks[].verify.state] == ["done", "done"] and .disks[0].verify.bytes_checked == 16777216 and .disks[0].verify.mode == "full" and .phases.verify.state == "done"' "$W/manifest.json"
 v2k -q --workdir "$W" verify --sample 3
 check "verify --sample passes on clean targets" test $? -eq 0
@@ -43,7 +56,7 @@ check "no helper left after verify" bash -c "! pgrep -f '$W/ru[n]/' >/dev/null"
 # The stand-in for nbdkit's vddk plugin, behind a wrapper whose block status
 # says every byte is a hole that reads as zeros: a wrong hole over data.
 DS=$(sim_info '.datastores.LocalDS_0')
-make_vddk_standin "$tmp/standin.sh" "$DS" pass "$tmp/ev"
+make_vddk_standin "$tmp/standin.sh" "$DS" "$PW" "$tmp/ev"
 cat >"$tmp/liar.sh" <<EOF
 #!/bin/sh
 case "\$1" in
@@ -63,7 +76,7 @@ flat=$(sim_disk_flat vd 2000)
 flat=${flat#"$DS"/}
 nbdkit -U - sh "$tmp/liar.sh" libdir="$tmp" server=x user=x thumbprint=x vm=moref=x \
   file="[LocalDS_0] ${flat%-flat.vmdk}.vmdk" transports=nbd config=/dev/null password=-3 \
-  --run 'nbdinfo --map "$uri"' 3< <(echo pass) >"$tmp/map" 2>&1
+  --run 'nbdinfo --map "$uri"' 3< <(echo "$PW") >"$tmp/map" 2>&1
 check "the stand-in reports the data at 0 as a hole that reads as zeros" \
   grep -qE '^ *0 +8388608 +3 +hole,zero' "$tmp/map"
 v2k -q --workdir "$WD" sync base
