@@ -303,7 +303,7 @@ only that every result is identical to the source (below).
 ## What is checked
 - **Every run of every tool** (the timed runs and the untimed warm-up pass of
   each incremental row) ends with \`qemu-img compare\` of the whole target
-  against the source file, after the target's qemu-nbd has exited. A
+  against the source file, after the tool and the target's qemu-nbd exited. A
   difference, or a comparison that cannot run, stops the bench with
   \`BENCH FAILED:\` naming the row, tool and run, exit status 1, and this
   document unchanged. This run compared $compared results, all identical.
