@@ -667,7 +667,7 @@ cmd_cutover (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     goto done;
   }
   if (co.force_poweroff && co.shutdown != SHUTDOWN_GUEST) {
-    v2k_usage_error (err, "cutover", "--force-poweroff belongs to --shutdown guest");
+    v2k_error_set (err, V2K_EXIT_USAGE, "cutover: --force-poweroff belongs to --shutdown guest");
     goto done;
   }
   if (v2k_cutover_define_only_check (&co, "cutover", err) == -1)

@@ -401,7 +401,7 @@ cmd_run (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
     goto out;
   }
   if (co.force_poweroff && co.shutdown != SHUTDOWN_GUEST) {
-    v2k_usage_error (err, "run", "--force-poweroff belongs to --shutdown guest");
+    v2k_error_set (err, V2K_EXIT_USAGE, "run: --force-poweroff belongs to --shutdown guest");
     goto out;
   }
   if (v2k_cutover_define_only_check (&co, "run", err) == -1)

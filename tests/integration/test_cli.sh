@@ -10,11 +10,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 out=$("$BIN" --help)
 check "--help lists status" grep -q "status" <<<"$out"
-check "--version" bash -c "'$BIN' --version | grep -qE '^ablestack_v2k [0-9]+\.[0-9]+\.[0-9]+$'"
+check "--version" bash -c "v=\$('$BIN' --version) && grep -qE '^ablestack_v2k [0-9]+\.[0-9]+\.[0-9]+$' <<<\"\$v\""
 check "status --help" bash -c "'$BIN' status --help | grep -q -- '--events N'"
 for c in init cbt snapshot sync cutover convert register verify cleanup run copy status; do
   check "--help lists $c" grep -qE "^  $c " <<<"$out"
-  check "$c --help exits 0" bash -c "'$BIN' $c --help | grep -q '^Usage: ablestack_v2k'"
+  check "$c --help exits 0 with its usage" bash -c "h=\$('$BIN' $c --help) && grep -q '^Usage: ablestack_v2k' <<<\"\$h\""
 done
 check "only working commands are listed" test "$(grep -cE '^  [a-z]+ +[a-z]' <<<"$out")" -eq 12
 
@@ -84,9 +84,16 @@ msg=$("$BIN" --workdir "$tmp/field" status 2>&1)
 rc=$?
 check "wrong field type is named" grep -q 'disks\[1\].capacity: expected an integer, got a string' <<<"$msg"
 check "wrong field type exits 3" test "$rc" -eq 3
-if [ "$(id -u)" -ne 0 ]; then
-  mkdir "$tmp/unreadable" && chmod 000 "$tmp/unreadable"
-  expect_exit "unreadable workdir" 3 "$BIN" --workdir "$tmp/unreadable" status
+# Root reads a mode-000 directory, so root runs this one as nobody.
+mkdir -p "$tmp/pub/unreadable" && chmod 711 "$tmp" "$tmp/pub" && chmod 000 "$tmp/pub/unreadable"
+as_user=()
+[ "$(id -u)" -eq 0 ] && as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+if [ "$(id -u)" -ne 0 ] || command -v setpriv >/dev/null; then
+  "${as_user[@]}" "$BIN" --workdir "$tmp/pub/unreadable" status >/dev/null 2>"$tmp/err"
+  check "unreadable workdir: exit 3" test $? -eq 3
+  check "unreadable workdir: says so" grep -q "workdir $tmp/pub/unreadable is not readable" "$tmp/err"
+else
+  skip "unreadable workdir" "running as root without setpriv to drop to nobody"
 fi
 
 # status --json on fixtures: the documented keys.
@@ -105,7 +112,10 @@ cp -a "$fixtures/syncing" "$tmp/locked"
 printf '{"pid":4242,"command":"sync","since":"2026-11-26T12:03:00.000Z"}' >"$tmp/locked/.lock"
 flock -x "$tmp/locked/.lock" sleep 30 &
 holder=$!
-for _ in $(seq 1 50); do grep -q FLOCK /proc/locks && break; sleep 0.1; done
+# Our lock file's inode in /proc/locks (other processes hold flocks too).
+ino=$(stat -c %i "$tmp/locked/.lock")
+for _ in $(seq 1 100); do grep -qE "FLOCK .*:$ino " /proc/locks && break; sleep 0.1; done
+check "the test's holder has the lock" grep -qE "FLOCK .*:$ino " /proc/locks
 "$BIN" --workdir "$tmp/locked" status --json >"$tmp/l.json"
 rc=$?
 check "status while locked exits 0" test "$rc" -eq 0
