@@ -20,6 +20,7 @@
 #include "../kvm/libvirt.h"
 #include "../state/workdir.h"
 #include "../transfer/rbd.h"
+#include "../transfer/target.h"
 #include "../util/cleanup.h"
 #include "../util/crashpoint.h"
 #include "../util/fsutil.h"
@@ -233,6 +234,9 @@ preflight (struct v2k_session *s, const struct v2k_cutover_opts *o, struct cutov
                      v2k_step_state_names[m->disks[i].base.state]);
       return -1;
     }
+  /* A target gone or replaced now would be found only after the shutdown. */
+  if (v2k_targets_check (m, NULL, NULL, 10, err) == -1)
+    return -1;
   if (o->name)
     p->name = o->name;
   else {
@@ -406,6 +410,9 @@ v2k_step_convert (struct v2k_session *s, int accel, FILE *out, struct v2k_error 
     .accel = accel == ACCEL_PROBE ? v2k_convert_probe_accel () : accel,
     .stop = &v2k_stop_requested, .save = save_session, .opaque = s,
   };
+  /* virt-v2v rewrites what it finds: it must find the disks we copied. */
+  if (v2k_targets_check (s->m, NULL, NULL, 10, err) == -1)
+    return -1;
   if (out)
     fprintf (out, "converting the guest with virt-v2v-in-place (%s); this takes minutes\n",
              v2k_convert_accel_names[c.accel]);
@@ -461,6 +468,8 @@ define_domain (struct v2k_session *s, const struct v2k_cutover_opts *o, struct c
 {
   char uuid[VIR_UUID_STRING_BUFLEN];
   double t0 = v2k_monotonic_seconds ();
+  if (v2k_targets_check (s->m, NULL, NULL, 10, err) == -1)
+    return -1;
   if (v2k_libvirt_define (p->conn, p->xml, uuid, err) == -1)
     return -1;
   v2k_crashpoint ("cutover:defined");

@@ -331,6 +331,8 @@ verify_disk (struct v2k_session *s, const struct v2k_conn_args *conn, const char
   struct v2k_target_args ta = { .m = m, .disk = d, .rundir = rundir, .connections = 2,
                                 .ceph_conf = m->target.ceph_conf, .ceph_id = m->target.ceph_id,
                                 .ceph_timeout = 10 };
+  if (v2k_target_check (&ta, err) == -1)
+    return -1;
   struct v2k_server ssrv = { 0 }, dsrv = { 0 };
   struct v2k_endpoint *src = v2k_source_open (&sa, &ssrv, err), *dst = NULL;
   struct v2k_verify_result res;

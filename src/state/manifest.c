@@ -134,12 +134,21 @@ static const struct jm_field verify_fields[] = {
 };
 static const struct jm_schema verify_schema = JM_SCHEMA (struct v2k_verify_record, verify_fields);
 
+static const struct jm_field target_identity_fields[] = {
+  I (struct v2k_target_identity, device), I (struct v2k_target_identity, inode),
+  I (struct v2k_target_identity, size), OS (struct v2k_target_identity, serial),
+  OS (struct v2k_target_identity, image_id), S (struct v2k_target_identity, recorded),
+};
+static const struct jm_schema target_identity_schema =
+  JM_SCHEMA (struct v2k_target_identity, target_identity_fields);
+
 static const struct jm_field disk_fields[] = {
   S (struct v2k_disk, id), I (struct v2k_disk, key), OS (struct v2k_disk, label),
   JM_SUBFIELD (struct v2k_disk, controller, JM_OBJ, true, controller_schema),
   I (struct v2k_disk, capacity), S (struct v2k_disk, file_name), OS (struct v2k_disk, datastore),
   B (struct v2k_disk, thin), OS (struct v2k_disk, disk_mode), OS (struct v2k_disk, sharing),
   S (struct v2k_disk, target_path), B (struct v2k_disk, target_created),
+  JM_SUBFIELD (struct v2k_disk, target_identity, JM_OPTOBJ, false, target_identity_schema),
   JM_SUBFIELD (struct v2k_disk, cbt, JM_OBJ, true, cbt_schema),
   JM_SUBFIELD (struct v2k_disk, base, JM_OBJ, true, sync_schema),
   JM_SUBFIELD (struct v2k_disk, incr, JM_OBJ, true, sync_schema),

@@ -167,6 +167,18 @@ struct v2k_verify_record {
   char *time;
 };
 
+/* What a target is, recorded when this run creates or adopts it, so that a
+ * target deleted, replaced, truncated or resized behind our back is refused
+ * instead of written (an empty target topped up with a delta is data loss). */
+struct v2k_target_identity {
+  int64_t device;      /* file: st_dev of its filesystem; block: st_rdev */
+  int64_t inode;       /* file: st_ino; 0 otherwise */
+  int64_t size;        /* file: the format's virtual size; block and rbd: bytes */
+  char *serial;        /* block: WWN, serial, dm uuid or loop backing file, or null */
+  char *image_id;      /* rbd: the image id, which a re-created image changes */
+  char *recorded;      /* when */
+};
+
 struct v2k_disk {
   char *id;            /* "scsi0:0", the key of --target-map */
   int64_t key;
@@ -180,6 +192,7 @@ struct v2k_disk {
   char *sharing;
   char *target_path;
   bool target_created;  /* this run created the target, so it may recreate it */
+  struct v2k_target_identity *target_identity;  /* null until created or adopted */
   struct v2k_cbt cbt;
   struct v2k_sync base, incr, final;
   struct v2k_counters counters;

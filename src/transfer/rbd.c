@@ -231,6 +231,14 @@ v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, b
     v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s: %s", spec, strerror (-r));
     goto out;
   }
+  else if (ours && !recreate) {
+    /* Created before and gone now: an empty image topped up with a delta
+     * would lose the disk's data. */
+    v2k_error_set (err, V2K_EXIT_TARGET,
+                   "RBD image %s, created by this run, is missing; its data is gone: run "
+                   "'sync base --full' to copy the disk again", spec);
+    goto out;
+  }
   if (claim && claim (claim_opaque, err) == -1)
     goto out;
   rbd_image_options_t opts;
@@ -243,6 +251,50 @@ v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, b
   }
   *created = true;
   rc = 0;
+ out:
+  if (p.ioctx_ok)
+    rados_ioctx_destroy (p.ioctx);
+  if (p.cluster_ok)
+    rados_shutdown (p.cluster);
+  return rc;
+}
+
+int
+v2k_rbd_identity (const char *spec, const struct v2k_rbd_conn *c, char **image_id,
+                  int64_t *size, struct v2k_error *err)
+{
+  char pool[256], image[256];
+  *image_id = NULL;
+  *size = 0;
+  if (v2k_rbd_parse (spec, pool, sizeof pool, image, sizeof image) == -1) {
+    v2k_error_set (err, V2K_EXIT_USAGE, "'%s' is not rbd:POOL/IMAGE", spec);
+    return -1;
+  }
+  struct rbd_priv p = { 0 };
+  int rc = -1;
+  if (connect_pool (&p, c, pool, err) == -1)
+    goto out;
+  rbd_image_t img;
+  int r = rbd_open_read_only (p.ioctx, image, &img, NULL);
+  if (r == -ENOENT) {
+    rc = 0;
+    goto out;
+  }
+  if (r < 0) {
+    v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s: %s", spec, strerror (-r));
+    goto out;
+  }
+  char id[128];
+  uint64_t bytes = 0;
+  if ((r = rbd_get_id (img, id, sizeof id)) < 0 || (r = rbd_get_size (img, &bytes)) < 0)
+    v2k_error_set (err, V2K_EXIT_TARGET, "RBD image %s: %s", spec, strerror (-r));
+  else if (!(*image_id = strdup (id)))
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+  else {
+    *size = (int64_t) bytes;
+    rc = 0;
+  }
+  rbd_close (img);
  out:
   if (p.ioctx_ok)
     rados_ioctx_destroy (p.ioctx);

@@ -3,6 +3,7 @@
 #define V2K_RBD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "endpoint.h"
 
 struct v2k_rbd_conn {
@@ -21,6 +22,11 @@ int v2k_rbd_parse (const char *spec, char *pool, size_t plen, char *image, size_
 int v2k_rbd_prepare (const char *spec, const struct v2k_rbd_conn *c, int64_t size, bool ours,
                      bool recreate, int (*claim) (void *, struct v2k_error *), void *claim_opaque,
                      bool *created, struct v2k_error *err);
+
+/* The image's id and size; *IMAGE_ID stays NULL when the image does not
+ * exist. A re-created image gets a new id. */
+int v2k_rbd_identity (const char *spec, const struct v2k_rbd_conn *c, char **image_id,
+                      int64_t *size, struct v2k_error *err);
 
 struct v2k_endpoint *v2k_rbd_open (const char *spec, const char *name,
                                    const struct v2k_rbd_conn *c, struct v2k_error *err);

@@ -192,6 +192,19 @@ commit_disk (struct job *j, struct v2k_error *err)
   return rc;
 }
 
+static struct v2k_target_args
+target_args (struct sync_run *r, struct v2k_disk *d)
+{
+  struct v2k_sync_ctx *c = r->c;
+  return (struct v2k_target_args) {
+    .m = c->m, .disk = d, .rundir = r->rundir, .connections = c->connections,
+    .force_block_device = c->force_block_device,
+    .ceph_conf = c->ceph_conf ? c->ceph_conf : c->m->target.ceph_conf,
+    .ceph_id = c->ceph_id ? c->ceph_id : c->m->target.ceph_id,
+    .ceph_timeout = c->ceph_timeout, .claim = claim_target, .claim_opaque = r,
+  };
+}
+
 static int
 copy_disk (struct job *j, struct v2k_error *err)
 {
@@ -203,18 +216,12 @@ copy_disk (struct job *j, struct v2k_error *err)
   int rc = -1;
 
   bool fresh = false;
-  struct v2k_target_args ta = { .m = c->m, .disk = d, .rundir = r->rundir,
-                                .connections = c->connections,
-                                .force_block_device = c->force_block_device,
-                                .ceph_conf = c->ceph_conf ? c->ceph_conf : c->m->target.ceph_conf,
-                                .ceph_id = c->ceph_id ? c->ceph_id : c->m->target.ceph_id,
-                                .ceph_timeout = c->ceph_timeout,
-                                .claim = claim_target, .claim_opaque = r };
+  struct v2k_target_args ta = target_args (r, d);
   pthread_mutex_lock (&r->lock);
-  bool recreate = c->kind == SNAP_BASE && !j->resume;
-  int prep = v2k_target_prepare (&ta, recreate && d->target_created, &fresh, err);
+  bool fresh_base = c->kind == SNAP_BASE && !j->resume;
+  int prep = v2k_target_prepare (&ta, fresh_base, &fresh, err);
   if (prep == 0)
-    prep = save_locked (r, err);  /* target_created, before any byte is written */
+    prep = save_locked (r, err);  /* target_created and identity, before any byte is written */
   pthread_mutex_unlock (&r->lock);
   if (prep == -1)
     return -1;
@@ -484,6 +491,13 @@ v2k_sync_run (struct v2k_sync_ctx *c, struct v2k_error *err)
   if (!r.jobs || !r.vcenter_host) {
     v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
     goto out;
+  }
+  /* Every target must still be the one recorded before anything is planned,
+   * saved or written: only 'sync base --full' starts a disk over. */
+  for (size_t i = 0; i < m->n_disks && !(c->kind == SNAP_BASE && c->full); i++) {
+    struct v2k_target_args ta = target_args (&r, &m->disks[i]);
+    if (v2k_target_check (&ta, err) == -1)
+      goto out;
   }
   for (size_t i = 0; i < r.njobs; i++) {
     r.jobs[i].run = &r;

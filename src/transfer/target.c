@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -152,6 +153,213 @@ v2k_block_device_check (const char *dev, int64_t capacity, bool force, struct v2
   return 0;
 }
 
+/* ---- target identity ---- */
+
+static void
+identity_clear (struct v2k_target_identity *id)
+{
+  free (id->serial);
+  free (id->image_id);
+  free (id->recorded);
+  memset (id, 0, sizeof *id);
+}
+
+/* A file's virtual size as its format says: raw is the file's length, qcow2
+ * the header's size field. -1 when the header cannot be read. */
+static int64_t
+file_virtual_size (const char *path, int format, const struct stat *st)
+{
+  if (format == FORMAT_RAW)
+    return st->st_size;
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+  unsigned char h[32];
+  if (fd < 0 || pread (fd, h, sizeof h, 0) != (ssize_t) sizeof h || memcmp (h, "QFI\xfb", 4) != 0)
+    return -1;
+  uint64_t be;
+  memcpy (&be, h + 24, sizeof be);
+  return (int64_t) be64toh (be);
+}
+
+/* What names a block device beyond its number: a WWN or serial where the
+ * kernel has one, a device-mapper uuid, or a loop device's backing file (a
+ * loop device re-attached to another file keeps its number). */
+static char *
+block_serial (dev_t rdev)
+{
+  static const char *const attrs[] = { "wwid", "device/wwid", "device/serial", "serial",
+                                       "dm/uuid", NULL };
+  char path[256], buf[256];
+  for (size_t i = 0; attrs[i]; i++) {
+    snprintf (path, sizeof path, "/sys/dev/block/%u:%u/%s", major (rdev), minor (rdev), attrs[i]);
+    CLEANUP_FCLOSE FILE *fp = fopen (path, "re");
+    if (fp && fgets (buf, sizeof buf, fp)) {
+      buf[strcspn (buf, "\n")] = '\0';
+      if (buf[0])
+        return strdup (buf);
+    }
+  }
+  snprintf (path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file", major (rdev), minor (rdev));
+  CLEANUP_FCLOSE FILE *fp = fopen (path, "re");
+  struct stat st;
+  if (fp && fgets (buf, sizeof buf, fp)) {
+    buf[strcspn (buf, "\n")] = '\0';
+    char out[128];
+    if (stat (buf, &st) == 0)
+      snprintf (out, sizeof out, "loop:%llu:%llu", (unsigned long long) st.st_dev,
+                (unsigned long long) st.st_ino);
+    else
+      snprintf (out, sizeof out, "loop:deleted");
+    return strdup (out);
+  }
+  return NULL;
+}
+
+/* What the target is now; *MISSING when nothing is there. */
+static int
+identify (const struct v2k_target_args *a, struct v2k_target_identity *id, bool *missing,
+          struct v2k_error *err)
+{
+  const char *path = a->disk->target_path;
+  struct stat st;
+  memset (id, 0, sizeof *id);
+  *missing = false;
+  if (a->m->target.storage == STORAGE_RBD) {
+    struct v2k_rbd_conn rc = { a->ceph_conf, a->ceph_id, a->ceph_timeout };
+    if (v2k_rbd_identity (path, &rc, &id->image_id, &id->size, err) == -1)
+      return -1;
+    *missing = !id->image_id;
+    return 0;
+  }
+  if (stat (path, &st) < 0) {
+    if (errno == ENOENT) {
+      *missing = true;
+      return 0;
+    }
+    v2k_error_errno (err, V2K_EXIT_TARGET, "target %s", path);
+    return -1;
+  }
+  if (a->m->target.storage == STORAGE_BLOCK) {
+    if (!S_ISBLK (st.st_mode))
+      return 0;   /* device 0: never the recorded one */
+    id->device = (int64_t) st.st_rdev;
+    CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+    uint64_t size = 0;
+    if (fd < 0 || ioctl (fd, BLKGETSIZE64, &size) < 0) {
+      v2k_error_errno (err, V2K_EXIT_TARGET, "block target %s: size", path);
+      return -1;
+    }
+    id->size = (int64_t) size;
+    id->serial = block_serial (st.st_rdev);
+    return 0;
+  }
+  if (!S_ISREG (st.st_mode))
+    return 0;
+  id->device = (int64_t) st.st_dev;
+  id->inode = (int64_t) st.st_ino;
+  id->size = file_virtual_size (path, a->m->target.format, &st);
+  return 0;
+}
+
+/* Records what the target is now, as this run's. */
+static int
+identity_record (const struct v2k_target_args *a, struct v2k_error *err)
+{
+  struct v2k_target_identity now;
+  bool missing;
+  if (identify (a, &now, &missing, err) == -1)
+    return -1;
+  if (missing || now.size < a->disk->capacity) {
+    identity_clear (&now);
+    v2k_error_set (err, V2K_EXIT_TARGET, "target %s %s just after it was prepared",
+                   a->disk->target_path, missing ? "vanished" : "is smaller than the disk");
+    return -1;
+  }
+  char ts[32];
+  v2k_now_rfc3339 (ts);
+  now.recorded = strdup (ts);
+  struct v2k_target_identity *id = a->disk->target_identity;
+  if (!id && !(id = calloc (1, sizeof *id))) {
+    identity_clear (&now);
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return -1;
+  }
+  identity_clear (id);
+  *id = now;
+  a->disk->target_identity = id;
+  return 0;
+}
+
+static bool
+same_str (const char *x, const char *y)
+{
+  return (!x && !y) || (x && y && strcmp (x, y) == 0);
+}
+
+int
+v2k_target_check (const struct v2k_target_args *a, struct v2k_error *err)
+{
+  const struct v2k_target_identity *want = a->disk->target_identity;
+  struct v2k_target_identity now;
+  bool missing;
+  if (!want) {
+    /* Nothing recorded (a manifest from before identities, or a kill
+     * between the claim and the creation): only a target that already
+     * holds committed data must be there. */
+    if (!a->disk->target_created || !a->disk->cbt.change_id)
+      return 0;
+    if (identify (a, &now, &missing, err) == -1)
+      return -1;
+    identity_clear (&now);
+    if (!missing)
+      return 0;
+    v2k_error_set (err, V2K_EXIT_TARGET,
+                   "disk %s: target %s, created by this run, is missing; nothing was written: "
+                   "run 'sync base --full' to copy the disk again", a->disk->id,
+                   a->disk->target_path);
+    return -1;
+  }
+  if (identify (a, &now, &missing, err) == -1)
+    return -1;
+  char what[256] = "";
+  if (missing)
+    snprintf (what, sizeof what, "is missing");
+  else if (now.device != want->device || now.inode != want->inode ||
+           !same_str (now.serial, want->serial) || !same_str (now.image_id, want->image_id))
+    snprintf (what, sizeof what, "was replaced (it is not the %s this run recorded)",
+              a->m->target.storage == STORAGE_RBD ? "image" :
+              a->m->target.storage == STORAGE_BLOCK ? "device" : "file");
+  else if (now.size < 0)
+    snprintf (what, sizeof what, "was truncated (its %s header is gone)",
+              v2k_format_names[a->m->target.format]);
+  else if (now.size != want->size)
+    snprintf (what, sizeof what, "was %s from %lld to %lld bytes",
+              now.size < want->size ? "truncated" : "resized",
+              (long long) want->size, (long long) now.size);
+  identity_clear (&now);
+  if (!what[0])
+    return 0;
+  v2k_error_set (err, V2K_EXIT_TARGET,
+                 "disk %s: target %s %s since %s; its data cannot be trusted and nothing was "
+                 "written: run 'sync base --full' to copy the disk again",
+                 a->disk->id, a->disk->target_path, what, want->recorded);
+  return -1;
+}
+
+int
+v2k_targets_check (struct v2k_manifest *m, const char *ceph_conf, const char *ceph_id,
+                   int ceph_timeout, struct v2k_error *err)
+{
+  for (size_t i = 0; i < m->n_disks; i++) {
+    struct v2k_target_args a = { .m = m, .disk = &m->disks[i],
+                                 .ceph_conf = ceph_conf ? ceph_conf : m->target.ceph_conf,
+                                 .ceph_id = ceph_id ? ceph_id : m->target.ceph_id,
+                                 .ceph_timeout = ceph_timeout };
+    if (v2k_target_check (&a, err) == -1)
+      return -1;
+  }
+  return 0;
+}
+
 int
 v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
                     struct v2k_error *err)
@@ -159,6 +367,8 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
   struct v2k_disk *d = a->disk;
   const char *fmt = v2k_format_names[a->m->target.format];
   *fresh = false;
+  if (!recreate && v2k_target_check (a, err) == -1)
+    return -1;
   switch (a->m->target.storage) {
   case STORAGE_FILE: {
     bool exists = access (d->target_path, F_OK) == 0;
@@ -166,6 +376,14 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
       v2k_error_set (err, V2K_EXIT_TARGET,
                      "target %s already exists and this run did not create it; move it away or "
                      "choose another --dst/--target-map", d->target_path);
+      return -1;
+    }
+    if (!exists && d->target_created && !recreate) {
+      /* Created before, gone now, and no identity to name it by (a
+       * manifest from before identities): the same refusal. */
+      v2k_error_set (err, V2K_EXIT_TARGET,
+                     "disk %s: target %s, created by this run, is missing; nothing was written: "
+                     "run 'sync base --full' to copy the disk again", d->id, d->target_path);
       return -1;
     }
     if (exists && recreate && unlink (d->target_path) < 0) {
@@ -191,11 +409,15 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
       if (v2k_image_create (d->target_path, fmt, d->capacity, err) == -1)
         return -1;
       *fresh = true;
+      return identity_record (a, err);
     }
-    return 0;
+    return d->target_identity ? 0 : identity_record (a, err);
   }
   case STORAGE_BLOCK:
-    return v2k_block_device_check (d->target_path, d->capacity, a->force_block_device, err);
+    if (v2k_block_device_check (d->target_path, d->capacity, a->force_block_device, err) == -1)
+      return -1;
+    /* A fresh base copy adopts the device; later syncs check it. */
+    return recreate || !d->target_identity ? identity_record (a, err) : 0;
   case STORAGE_RBD: {
     bool created = false;
     struct v2k_rbd_conn rc = { a->ceph_conf, a->ceph_id, a->ceph_timeout };
@@ -211,7 +433,7 @@ v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
       d->target_created = true;
       *fresh = true;
     }
-    return 0;
+    return created || !d->target_identity ? identity_record (a, err) : 0;
   }
   }
   return -1;

@@ -24,12 +24,26 @@ struct v2k_target_args {
   void *claim_opaque;
 };
 
-/* Makes sure the target exists and may be written: creates a file target
- * (recording target_created) when missing; with RECREATE (sync base --full)
- * replaces a target this run created. A target this run did not create is
- * never replaced. Sets *FRESH when the target now reads all zeros. */
+/* Makes sure the target exists and may be written. RECREATE is a fresh base
+ * copy: a file or RBD target is created (recording target_created) or, when
+ * this run created it before, replaced; a block device is adopted. Either
+ * way its identity is recorded in the disk. Without RECREATE the target must
+ * be the one recorded (v2k_target_check): a missing one is never created
+ * again. A target this run did not create is never replaced. Sets *FRESH
+ * when the target now reads all zeros. */
 int v2k_target_prepare (const struct v2k_target_args *a, bool recreate, bool *fresh,
                         struct v2k_error *err);
+
+/* Refuses (exit 9, naming what changed and the recovery) a target that is
+ * no longer the one its recorded identity describes: missing, replaced (new
+ * inode, device, serial or RBD image id), truncated or resized. A disk with
+ * no recorded identity passes. */
+int v2k_target_check (const struct v2k_target_args *a, struct v2k_error *err);
+
+/* v2k_target_check for every disk of M (CEPH_CONF/CEPH_ID NULL: the
+ * manifest's). */
+int v2k_targets_check (struct v2k_manifest *m, const char *ceph_conf, const char *ceph_id,
+                       int ceph_timeout, struct v2k_error *err);
 
 struct v2k_endpoint *v2k_target_open (const struct v2k_target_args *a, struct v2k_server *srv,
                                       struct v2k_error *err);
