@@ -5,7 +5,10 @@ every SOAP request with one kind of bad reply.
   hostile_soap.py MODE CERT KEY PORTFILE
 MODE: malformed, truncated, huge (300 MB), deep (100,000 nested elements),
 laughs (billion laughs entity expansion), xxe (an external entity naming
-/etc/passwd), notsoap (valid XML, not a SOAP envelope), empty."""
+/etc/passwd, as the faultstring of a SOAP fault: the text a client prints),
+notsoap (valid XML, not a SOAP envelope), empty.
+Each request served appends its mode to PORTFILE.served, so a test can tell
+a refused reply from a server that was never reached."""
 import http.server, socketserver, ssl, sys
 
 mode, cert, key, portfile = sys.argv[1:5]
@@ -30,8 +33,9 @@ def body():
     if mode == 'xxe':
         return ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
                 '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
-                '<RetrieveServiceContentResponse xmlns="urn:vim25"><returnval><about><name>&xxe;</name>'
-                '</about></returnval></RetrieveServiceContentResponse></soapenv:Body></soapenv:Envelope>').encode()
+                '<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>&xxe;</faultstring>'
+                '<detail><SystemErrorFault xmlns="urn:vim25"><reason>&xxe;</reason></SystemErrorFault></detail>'
+                '</soapenv:Fault></soapenv:Body></soapenv:Envelope>').encode()
     if mode == 'notsoap':
         return b'<?xml version="1.0"?><html><body>proxy error</body></html>'
     if mode == 'empty':
@@ -44,6 +48,8 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
     def do_POST(self):
         self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        with open(portfile + '.served', 'a') as f:
+            f.write(mode + '\n')
         if mode == 'huge':
             chunk = b'<x>' + b'A' * 65530 + b'</x>'
             total = 300 * 1024 * 1024

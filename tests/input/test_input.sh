@@ -13,7 +13,7 @@ jqe() { jq -e "$1" >/dev/null; }
 tmp=$(mktemp -d /tmp/v2k-input-XXXXXX)
 trap 'sim_stop; [ -n "${hostile:-}" ] && kill $hostile 2>/dev/null; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 LONG=$(printf 'v%.0s' $(seq 255))
-NAMES=("it's \"quoted\" & <tagged>" 'dollar $(touch /tmp/pwned) `id`' '../../etc/escape' 'ünïcødé 虚拟机' "$LONG")
+NAMES=("it's \"quoted\" & <tagged>" "dollar \$(touch $tmp/pwned) \`id\`" '../../etc/escape' 'ünïcødé 虚拟机' "$LONG")
 args=()
 i=0
 for n in "${NAMES[@]}"; do
@@ -30,15 +30,34 @@ v2k() {
 # ---- bad option values: one line, exit 2, nothing written ----
 W=$(v2k init --vm plain --dst "$tmp/dst" --workdir-root "$tmp/root" --transport file --datastore-map "LocalDS_0=$DS")
 v2k --workdir "$W" cbt enable >/dev/null
-snap() { (cd "$W" && find . -type f -newer manifest.json -o -type f -print | sort | xargs md5sum) 2>/dev/null | md5sum; }
-before=$(snap)
+# A refused command changes nothing at all: no file of the workdir root (the
+# workdir, its events and its lock included) is created, removed, rewritten
+# or touched, and no target appears under --dst. Every entry is listed with
+# its type, mode, size, modification time and content hash.
+snap() {
+  local d
+  for d in "$tmp/root" "$tmp/dst"; do
+    if [ -e "$d" ]; then
+      find "$d" -printf '%p %y %m %s %T@\n'
+      find "$d" -type f -exec md5sum {} +
+    else
+      echo "$d: absent"
+    fi
+  done | sort
+}
+check "setup: a workdir with CBT enabled and its events, no target yet (what 'nothing written' compares)" \
+  test -s "$W/events.log" -a "$(jq -r .phases.cbt.state "$W/manifest.json")" = done -a ! -e "$tmp/dst"
 bad() {  # bad LABEL COMMAND...
   local label=$1
   shift
-  local out rc
+  local out rc before after
+  before=$(snap)
   out=$(v2k --workdir "$W" "$@" 2>&1 >/dev/null)
   rc=$?
   check "bad input, $label: exit 2, one line" test "$rc" -eq 2 -a "$(grep -c . <<<"$out")" -eq 1
+  after=$(snap)
+  [ "$after" = "$before" ] || diff <(echo "$before") <(echo "$after") | sed 's/^/# /'
+  check "bad input, $label: nothing written" test "$after" = "$before"
 }
 bad "unknown flag" sync base --bogus
 bad "missing value" sync base --jobs
@@ -77,14 +96,16 @@ bad "copy without endpoints" copy
 bad "convert accel" convert --convert-accel gpu
 bad "cleanup argument" cleanup now
 bad "status events" status --events many
-check "bad input wrote nothing into the workdir" test "$(snap)" = "$before"
 out=$("$BIN" --bogus 2>&1)
-check "an unknown global option: exit 2" test $? -eq 2
+rc=$?
+check "an unknown global option: exit 2 naming it" \
+  test "$rc" -eq 2 -a "$(grep -c "unknown global option or missing value: --bogus" <<<"$out")" -eq 1
 out=$("$BIN" frobnicate 2>&1)
 rc=$?
 check "an unknown command: exit 2 naming it" test "$rc" -eq 2 -a "$(grep -c "unknown command 'frobnicate'" <<<"$out")" -eq 1
 out=$("$BIN" --json sync base 2>/dev/null)
-check "--json errors are one JSON object" jqe '.ok == false and .error.exit_code == 2' <<<"$out"
+check "--json errors are one JSON object" \
+  bash -c 'jq -se "length == 1 and .[0].ok == false and .[0].error.exit_code == 2 and .[0].error.code == \"usage\"" <<<"$1" >/dev/null' _ "$out"
 
 # ---- broken workdirs: the file and the field are named ----
 wd() {  # wd LABEL EXIT PATTERN DIR
@@ -113,12 +134,17 @@ mkdir -p "$tmp/bad/othervm"
 jq '.source.vm.instance_uuid = "00000000-0000-0000-0000-000000000000"' "$W/manifest.json" >"$tmp/bad/othervm/manifest.json"
 chmod 700 "$tmp/bad/othervm"; chmod 600 "$tmp/bad/othervm/manifest.json"
 out=$(v2k --workdir "$tmp/bad/othervm" snapshot base 2>&1)
-check "a workdir of another VM is refused, naming both UUIDs" grep -q "is not the VM of this workdir" <<<"$out"
+rc=$?
+check "a workdir of another VM is refused (exit 2), naming both UUIDs" \
+  test "$rc" -eq 2 -a "$(grep -c "is not the VM of this workdir (instance UUID $(jq -r .source.vm.instance_uuid "$W/manifest.json"), the workdir's is 00000000-0000-0000-0000-000000000000)" <<<"$out")" -eq 1
 mkdir -p "$tmp/bad/othervc"
 jq '.source.vcenter.instance_uuid = "11111111-2222-3333-4444-555555555555"' "$W/manifest.json" >"$tmp/bad/othervc/manifest.json"
 chmod 700 "$tmp/bad/othervc"; chmod 600 "$tmp/bad/othervc/manifest.json"
 out=$(v2k --workdir "$tmp/bad/othervc" snapshot base 2>&1)
-check "a workdir of another vCenter is refused" grep -q "is not the vCenter of this workdir" <<<"$out"
+rc=$?
+check "a workdir of another vCenter is refused (exit 2)" \
+  test "$rc" -eq 2 -a "$(grep -c "is not the vCenter of this workdir" <<<"$out")" -eq 1
+check "the refused workdirs took no snapshot" test -z "$(sim_snapshot_names plain)"
 
 # ---- names are data: a whole migration for each hostile name ----
 # Hostile strings never go inside a bash -c of the test itself.
@@ -145,13 +171,13 @@ check "a name with quotes and XML specials works with --vm NAME too" jqe .ok <<<
 w=$(ls -d "$tmp"/hroot/_._.._etc_escape/*/ | head -1)
 check "a '/' in a name is %2f in its recorded inventory path" \
   test "$(jq -r .source.vm.inventory_path "$w/manifest.json")" = "DC0/vm/..%2f..%2fetc%2fescape"
-check "no name was ever run as a command" test ! -e /tmp/pwned
+check "no name was ever run as a command" test ! -e "$tmp/pwned"
 
 # ---- hostile SOAP replies ----
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/h.key" -out "$tmp/h.pem" -days 1 \
   -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1
 for mode in malformed truncated huge deep laughs xxe notsoap empty; do
-  rm -f "$tmp/port"
+  rm -f "$tmp/port" "$tmp/port.served"
   python3 "$here/hostile_soap.py" $mode "$tmp/h.pem" "$tmp/h.key" "$tmp/port" &
   hostile=$!
   for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
@@ -162,17 +188,36 @@ for mode in malformed truncated huge deep laughs xxe notsoap empty; do
   }
   out=$(hostile_init "$BIN")
   rc=$?
-  msg=$(grep 'ablestack_v2k: error' <<<"$out")
-  check "SOAP $mode: refused cleanly (exit $rc)" test "$rc" -ge 5 -a "$rc" -le 6 -a -n "$msg"
+  # The tool's own output: without /usr/bin/time's lines.
+  msg=$(grep -v -e '^RSS [0-9]*$' -e '^Command exited with non-zero status' <<<"$out")
+  # A refusal proves something only if the hostile reply was what it refused.
+  check "SOAP $mode: the hostile server was reached" grep -qsx "$mode" "$tmp/port.served"
+  check "SOAP $mode: refused cleanly in one line (exit $rc)" \
+    test "$rc" -ge 5 -a "$rc" -le 6 -a "$(grep -c . <<<"$msg")" -eq 1 -a "${msg#ablestack_v2k: error: }" != "$msg"
+  check "SOAP $mode: the refused init leaves no workdir" test ! -e "$tmp/hx"
+  case $mode in
+    xxe|laughs)
+      check "SOAP $mode: the DTD is refused" grep -q "carries a DTD or entity declaration; refused" <<<"$msg" ;;
+  esac
+  if [ "$mode" = xxe ]; then
+    # The entity is the fault's text, which a client that expanded it would
+    # print: the file's content must appear nowhere.
+    check "XXE: /etc/passwd never reached the output" bash -c '! grep -q "root:x:0" <<<"$1"' _ "$out"
+  fi
   # Memory is measured without the sanitizers, whose shadow memory would
   # dominate: V2K_PLAIN_BIN is the plain build when BIN is the ASan one.
-  [ -n "${V2K_PLAIN_BIN:-}" ] && [ "$V2K_PLAIN_BIN" != "$BIN" ] && out=$(hostile_init "$V2K_PLAIN_BIN")
+  if [ -n "${V2K_PLAIN_BIN:-}" ] && [ "$V2K_PLAIN_BIN" != "$BIN" ]; then
+    out=$(hostile_init "$V2K_PLAIN_BIN")
+    rc=$?
+    check "SOAP $mode: the plain build refuses it too (exit $rc)" test "$rc" -ge 5 -a "$rc" -le 6
+    [ "$mode" = xxe ] && check "XXE: /etc/passwd never reached the plain build's output" \
+      bash -c '! grep -q "root:x:0" <<<"$1"' _ "$out"
+  fi
   rss=$(grep -o 'RSS [0-9]*' <<<"$out" | grep -o '[0-9]*')
   check "SOAP $mode: bounded memory (${rss:-?} KiB)" test "${rss:-999999}" -lt 262144
   kill $hostile 2>/dev/null; wait $hostile 2>/dev/null
   hostile=
 done
-check "XXE: /etc/passwd never reached the output" bash -c "! grep -rq 'root:x:0' '$tmp/hx' 2>/dev/null"
 
 # ---- the areas JSON of copy ----
 qemu-img create -q -f raw "$tmp/a.raw" 1M
@@ -184,10 +229,10 @@ areas() {  # areas LABEL JSON PATTERN
   rc=$?
   check "areas $1: exit 2, says why" test "$rc" -eq 2 -a "$(grep -c -- "$3" <<<"$out")" -gt 0
 }
-areas "malformed" '[{"start":0,"length":' "areas.json"
-areas "not an array" '{"start":0}' "array"
-areas "overlapping" '[{"start":0,"length":8192},{"start":4096,"length":8192}]' "overlap"
-areas "past the end" '[{"start":1048000,"length":4096}]' "past\|beyond\|end"
-areas "negative" '[{"start":-4096,"length":4096}]' "start"
-areas "zero length" '[{"start":0,"length":0}]' "length"
+areas "malformed" '[{"start":0,"length":' "areas.json: not valid JSON"
+areas "not an array" '{"start":0}' "want a JSON array"
+areas "overlapping" '[{"start":0,"length":8192},{"start":4096,"length":8192}]' "area 1 at 4096 overlaps"
+areas "past the end" '[{"start":1048000,"length":4096}]' "past the end of the disk"
+areas "negative" '[{"start":-4096,"length":4096}]' "start -4096, length 4096 is not a valid range"
+areas "zero length" '[{"start":0,"length":0}]' "start 0, length 0 is not a valid range"
 tap_done
