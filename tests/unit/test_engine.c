@@ -394,8 +394,7 @@ on_checkpoint (void *opaque, int64_t offset, int64_t bytes_done)
   c->n++;
 }
 
-/* A source of SIZE with data, runs of zeros (ZEROS) and four lone bytes at
- * the edges of otherwise zero 64 KiB requests. */
+/* A source of SIZE with data and runs of zeros (ZEROS). */
 static struct fake *
 make_source (int64_t size, const int64_t (*zeros)[2], size_t nz)
 {
@@ -412,14 +411,18 @@ static const int64_t zero_runs[][2] = {
   { 2 * M, 512 * K },
 };
 
+/* 4 MiB: data, zeros, and four 64 KiB requests that are zeros but for their
+ * last byte, byte 16, or every 16th byte (from byte 15, from byte 0). */
 static struct fake *
 standard_source (void)
 {
   struct fake *s = make_source (4 * M, zero_runs, sizeof zero_runs / sizeof zero_runs[0]);
   s->data[256 * K + 64 * K - 1] = 1;   /* the last byte of a request */
   s->data[320 * K + 16] = 2;           /* byte 16 */
-  s->data[384 * K + 15] = 3;           /* byte 15 */
-  s->data[448 * K] = 4;                /* byte 0 */
+  for (int64_t i = 15; i < 64 * K; i += 16)
+    s->data[384 * K + i] = 3;          /* every 16th byte from byte 15 */
+  for (int64_t i = 0; i < 64 * K; i += 16)
+    s->data[448 * K + i] = 4;          /* every 16th byte from byte 0 */
   return s;
 }
 
