@@ -26,9 +26,14 @@ v2k --workdir "$W" snapshot incr >/dev/null
 # A snapshot an interrupted command never recorded.
 sim_fill c1 2000 8000000 50000 83
 V2K_CRASHPOINT=snapshot:created v2k --workdir "$W" snapshot final --allow-running >/dev/null 2>&1
+rc=$?
+check "snapshot final killed right after creating its snapshot (exit $rc)" test $rc -eq 137
 check "an unrecorded snapshot exists" test "$(sim_snapshot_names c1 | grep -c final)" -eq 1
+check "... that the manifest does not record" jq_true '[.snapshots[] | select(.kind == "final")] | length == 0' "$W/manifest.json"
 # A sync killed in the middle, and a helper that outlived it.
 V2K_CRASHPOINT=sync:before-commit v2k --workdir "$W" sync incr >/dev/null 2>&1
+rc=$?
+check "sync incr killed before its commit (exit $rc)" test $rc -eq 137
 qemu-nbd -r -f raw -t -k "$W/run/orphan.sock" "$tmp/dst/c1-disk0.qcow2" >/dev/null 2>&1 &
 orphan=$!
 echo "$orphan" >"$W/run/orphan.pid"
@@ -38,8 +43,13 @@ nopid=$!
 sleep 100 &
 decoy=$!
 echo "$decoy" >"$W/run/decoy.pid"
-for _ in $(seq 50); do [ -S "$W/run/orphan.sock" ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ -S "$W/run/orphan.sock" ] && [ -S "$W/run/nopid.sock" ] && break; sleep 0.1; done
+# Without these, the checks below would pass on helpers that never ran.
+check "the two orphan helpers serve before the cleanup" bash -c "kill -0 $orphan && kill -0 $nopid && [ -S '$W/run/orphan.sock' ] && [ -S '$W/run/nopid.sock' ]"
+check "two targets to watch" test "$(ls "$tmp/dst/" | wc -l)" -eq 2
 sum_before=$(md5sum "$tmp/dst/"* | md5sum)
+n=$(sim_snapshot_names c1 | grep -c ablestack-v2k)
+check "before the cleanup, the run has snapshots to remove ($n)" test "$n" -ge 2
 
 out=$(v2k --workdir "$W" cleanup 2>&1)
 check "cleanup: exit 0" test $? -eq 0
@@ -60,6 +70,7 @@ check "no process of the run is left" bash -c "! pgrep -f '$W/ru[n]/' >/dev/null
 out=$(v2k --workdir "$W" cleanup 2>&1)
 check "a second cleanup is a no-op" grep -q "0 helper process(es) stopped, 0 snapshot(s) removed" <<<"$out"
 v2k --workdir "$W" snapshot incr >/dev/null 2>&1
+check "a new snapshot to keep" test "$(sim_snapshot_names c1 | grep -c ablestack-v2k)" -eq 1
 v2k --workdir "$W" cleanup --keep-snapshots >/dev/null
 check "cleanup --keep-snapshots leaves them" test "$(sim_snapshot_names c1 | grep -c ablestack-v2k)" -eq 1
 expect_exit "cleanup without a workdir" 2 "$BIN" cleanup

@@ -125,10 +125,14 @@ done
 check "zeros written in the guest arrive as zero writes" test "$(jq '.disks[1].counters.bytes_zeroed' "$W/manifest.json")" -gt 0
 check "incr rounds counted" jq_true '.incr_rounds == 3' "$W/manifest.json"
 v2k --workdir "$W" snapshot incr >/dev/null
+# A server's log (run/NAME.log) is created when it starts and kept after it
+# stops: with the earlier rounds' logs moved away, any log is a new server.
+check "the rounds with changes started servers (their logs are there)" bash -c "ls '$W/run/'*.log >/dev/null 2>&1"
+mkdir -p "$tmp/q/old-logs" && mv "$W/run/"*.log "$tmp/q/old-logs/"
 v2k --workdir "$W" sync incr
 check "an incr with no changes succeeds" test $? -eq 0
 check "an incr with no changes copies nothing" test "$(done_event "$W" scsi0:0 bytes_copied)" = 0 -a "$(done_event "$W" scsi0:0 areas)" = 0
-check "an incr with no changes starts no server" bash -c "! ls '$W/run/'*.log 2>/dev/null | grep -q . || [ \$(find '$W/run' -name '*.log' -newer '$W/manifest.json' | wc -l) -eq 0 ]"
+check "an incr with no changes starts no server" bash -c "! ls '$W/run/'*.log 2>/dev/null | grep ."
 sim_soap "<PowerOffVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$(sim_info '.vms[0].moref')</_this></PowerOffVM_Task>" >/dev/null
 sim_fill web01 2000 20000000 65536 99
 v2k --workdir "$W" snapshot final >/dev/null
@@ -139,7 +143,9 @@ for k in 2000 2001 2002; do
   i=$((k - 2000))
   check "sync final: disk $i identical to the powered-off VM's disk" qemu-img compare -q -f raw -F qcow2 "$(sim_disk_flat web01 $k)" "$tmp/q/dst/web01-disk$i.qcow2"
 done
-v2k --workdir "$W" sync incr >/dev/null 2>&1
+v2k --workdir "$W" sync incr >"$tmp/o" 2>&1
+rc=$?
+check "sync incr after final is refused (exit 2; exit $rc)" test $rc -eq 2 -a -n "$(grep "no incr snapshot to sync from" "$tmp/o")"
 check "status after final" bash -c "'$BIN' --workdir '$W' status --json | jq -e '.phase == \"sync_final\" and (.disks | all(.cbt.change_id != null))' >/dev/null"
 
 # ---------------------------------------------------------------- raw targets
@@ -208,16 +214,23 @@ kills=0
 slow=(--checkpoint-interval 0.01 --request-size 64K --max-inflight 256K --jobs 2)
 # crash_until_done KIND POINTS...: kill the sync at each point in turn (a
 # point that is not reached lets it finish), then re-run until it is done.
+# Only a kill (exit 137) may be followed by another try: any other exit (an
+# ASan abort, an internal error) is a failure.
 crash_until_done() {
   local kind=$1 p rc
   shift
   for p in "$@"; do
-    V2K_CRASHPOINT=$p v2k --workdir "$WK" sync "$kind" "${slow[@]}" >/dev/null 2>&1
+    V2K_CRASHPOINT=$p v2k --workdir "$WK" sync "$kind" "${slow[@]}" >"$tmp/k/out" 2>&1
     rc=$?
-    [ $rc -eq 137 ] && kills=$((kills + 1))
-    [ $rc -eq 0 ] && break
+    if [ $rc -eq 137 ]; then kills=$((kills + 1))
+    elif [ $rc -eq 0 ]; then break
+    else not_ok "sync $kind with V2K_CRASHPOINT=$p: exit $rc, neither the kill nor success"; sed 's/^/# /' "$tmp/k/out"
+    fi
   done
-  v2k --workdir "$WK" sync "$kind" >/dev/null 2>&1
+  v2k --workdir "$WK" sync "$kind" >"$tmp/k/out" 2>&1
+  rc=$?
+  check "sync $kind re-run after the kills: exit 0 (exit $rc)" test $rc -eq 0
+  [ $rc -eq 0 ] || sed 's/^/# /' "$tmp/k/out"
 }
 crash_until_done base "sync:checkpoint@$((RANDOM % 3 + 1))" "atomic-write:rename@$((RANDOM % 4 + 2))" \
   "sync:checkpoint@$((RANDOM % 3 + 2))" "atomic-write:tmp@$((RANDOM % 4 + 2))" "sync:before-commit@1" \
@@ -228,6 +241,7 @@ check "kill -9 during base: a checkpoint was resumed" jq_true -s 'map(select(.ev
 # Timed kills in the middle of copying.
 scatter k1 2000 3 400
 v2k --workdir "$WK" snapshot incr >/dev/null
+timed=0
 for i in 1 2 3; do
   # The binary itself in the background (not a function's subshell), so
   # that kill -9 reaches it.
@@ -235,17 +249,29 @@ for i in 1 2 3; do
     --password-file "$tmp/k/pw" --ca-file "$(sim_info .cert_file)" >/dev/null 2>&1 &
   pid=$!
   sleep "0.0$((RANDOM % 9 + 1))"
-  kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
-  wait "$pid" 2>/dev/null
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid"
+  rc=$?
+  # A sync that finished before the kill is not a kill; any other exit fails.
+  case $rc in
+    137) kills=$((kills + 1)); timed=$((timed + 1)) ;;
+    0) ;;
+    *) not_ok "timed kill $i during incr: exit $rc, neither the kill nor success" ;;
+  esac
 done
-v2k --workdir "$WK" sync incr >/dev/null 2>&1
+echo "# timed kills that landed: $timed of 3"
+v2k --workdir "$WK" sync incr >/dev/null
+check "timed kills during incr, then re-run: exit 0" test $? -eq 0
 check "timed kills during incr, then re-run: identical" same "$WK"
 check "timed kills during incr: changeIds right" committed "$WK"
 for round in 1 2 3; do
   scatter k1 $((2000 + round % 2)) $((10 + round)) 100
-  V2K_CRASHPOINT=snapshot:created v2k --workdir "$WK" snapshot incr >/dev/null 2>&1 && kills=$((kills + 1))
-  [ $? -ne 0 ] && kills=$((kills + 1))
-  v2k --workdir "$WK" snapshot incr >/dev/null 2>&1
+  V2K_CRASHPOINT=snapshot:created v2k --workdir "$WK" snapshot incr >/dev/null 2>&1
+  rc=$?
+  check "snapshot incr killed at snapshot:created, round $round (exit $rc)" test $rc -eq 137
+  [ $rc -eq 137 ] && kills=$((kills + 1))
+  v2k --workdir "$WK" snapshot incr >/dev/null
+  check "snapshot incr re-run after the kill, round $round" test $? -eq 0
   crash_until_done incr "sync:before-commit@$((RANDOM % 2 + 1))" "atomic-write:rename@$((RANDOM % 3 + 1))" \
     "atomic-write:tmp@$((RANDOM % 3 + 1))" "atomic-write:fsync@$((RANDOM % 3 + 1))" "sync:before-commit@1"
   check "kills during incr round $round, then re-run: identical" same "$WK"
@@ -282,11 +308,37 @@ rc=$?
 check "persistent source errors fail the disk: exit 8" test $rc -eq 8
 check "persistent source errors name the offset and the error" grep -q "reading .* at offset [0-9]* failed after 5 tries: Input/output error" "$tmp/o"
 check "persistent source errors commit no changeId" jq_true '.disks[0].cbt.change_id == null and .disks[0].base.state == "failed" and .disks[0].last_error.code == "transfer"' "$WE/manifest.json"
-serve_source 10%
+# Transient errors, scheduled (no coin toss): an nbdkit sh plugin serving the
+# same data fails the first read that covers each of three bytes, once each
+# (mkdir is atomic, so of parallel readers exactly one fails).
+pkill -f "$tmp/e/src-2000.sock"; sleep 0.1; rm -f "$tmp/e/src-2000.sock"
+mkdir -p "$tmp/e/once"
+cat >"$tmp/e/once.sh" <<EOF
+#!/bin/sh
+case "\$1" in
+  get_size) stat -L -c %s '$(snap_flat "$WE" 2000)' ;;
+  pread)
+    for b in 100000 1500000 3900000; do
+      [ \$b -ge \$4 ] && [ \$b -lt \$((\$4 + \$3)) ] || continue
+      if mkdir "$tmp/e/once/\$b" 2>/dev/null; then echo "EIO injected at \$b" >&2; exit 1; fi
+    done
+    dd if='$(snap_flat "$WE" 2000)' iflag=skip_bytes,count_bytes skip="\$4" count="\$3" status=none ;;
+  thread_model) echo parallel ;;
+  open) echo handle ;;
+  can_write|can_trim|can_zero|can_extents) exit 3 ;;
+  *) exit 2 ;;
+esac
+EOF
+chmod +x "$tmp/e/once.sh"
+nbdkit -r --unix "$tmp/e/src-2000.sock" sh "$tmp/e/once.sh" >"$tmp/e/nbdkit.log" 2>&1 &
+for _ in $(seq 50); do [ -S "$tmp/e/src-2000.sock" ] && break; sleep 0.1; done
 v2k --workdir "$WE" sync base --request-size 64K >"$tmp/o" 2>&1
-check "transient source errors are retried" test $? -eq 0
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$tmp/o" "$tmp/e/nbdkit.log"
+check "transient source errors are retried (exit $rc)" test $rc -eq 0
 check "transient source errors: identical" same "$WE"
-check "the retries are counted in the event" test "$(done_event "$WE" scsi0:0 retried)" -gt 0
+check "the three scheduled errors were injected" test "$(ls "$tmp/e/once" | wc -l)" -eq 3
+check "each retry is counted in the event ($(done_event "$WE" scsi0:0 retried) of 3)" test "$(done_event "$WE" scsi0:0 retried)" -eq 3
 pkill -f "$tmp/e/src-2000.sock"
 
 # ---------------------------------------------------------------- the target filesystem fills up
@@ -320,7 +372,9 @@ if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/
   sim_fill b1 2000 1000000 100000 51
   v2k --workdir "$WB" snapshot base >/dev/null
   v2k --workdir "$WB" sync base >"$tmp/o" 2>&1
-  check "block: a device smaller than the disk is refused" grep -q "block target $L1 has 4194304 bytes; the disk needs 8388608" "$tmp/o"
+  rc=$?
+  check "block: a device smaller than the disk is refused (exit 9; exit $rc)" test $rc -eq 9
+  check "block: ... saying so" grep -q "block target $L1 has 4194304 bytes; the disk needs 8388608" "$tmp/o"
   losetup -d "$L1"; truncate -s 8M "$tmp/b/l1.img"; L1=$(losetup -f --show "$tmp/b/l1.img"); loops+=("$L1")
   WB=$(blk_init --target-map "scsi0:0=$L0" --target-map "sata0:0=$L1")
   v2k --workdir "$WB" cbt enable >/dev/null
@@ -328,7 +382,9 @@ if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/
   if command -v mkswap >/dev/null; then
     mkswap "$L1" >/dev/null 2>&1
     v2k --workdir "$WB" sync base >"$tmp/o" 2>&1
-    check "block: a device with a signature is refused" grep -q "block target $L1 carries a signature (TYPE=swap)" "$tmp/o"
+    rc=$?
+    check "block: a device with a signature is refused (exit 9; exit $rc)" test $rc -eq 9
+    check "block: ... naming it" grep -q "block target $L1 carries a signature (TYPE=swap)" "$tmp/o"
     v2k --workdir "$WB" sync base --force-block-device >"$tmp/o" 2>&1
     check "block: --force-block-device skips the signature check" test $? -eq 0
   else
@@ -336,7 +392,9 @@ if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/
     v2k --workdir "$WB" sync base >/dev/null 2>&1
   fi
   dd if=/dev/urandom of="$L0" bs=1M count=16 status=none   # old data must not survive
-  v2k --workdir "$WB" sync base --full --force-block-device >/dev/null 2>&1
+  v2k --workdir "$WB" sync base --full --force-block-device >"$tmp/o" 2>&1
+  rc=$?
+  check "block: base --full over old data (exit $rc)" test $rc -eq 0
   check "block: base overwrites the whole device" same "$WB"
   sim_fill b1 2001 2000000 50000 52
   v2k --workdir "$WB" snapshot incr >/dev/null
@@ -347,7 +405,8 @@ if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/
   WB3=$(blk_init --target-map "scsi0:0=/dev/null" --target-map "sata0:0=$L1")
   v2k --workdir "$WB3" cbt enable >/dev/null; v2k --workdir "$WB3" snapshot base >/dev/null 2>&1
   v2k --workdir "$WB3" sync base >"$tmp/o" 2>&1
-  check "block: a character device is refused" grep -q "is not a block device" "$tmp/o"
+  rc=$?
+  check "block: a character device is refused (exit 9; exit $rc)" test $rc -eq 9 -a -n "$(grep "is not a block device" "$tmp/o")"
   if command -v sfdisk >/dev/null && truncate -s 16M "$tmp/b/l2.img" && L2=$(losetup -P -f --show "$tmp/b/l2.img"); then
     loops+=("$L2")
     echo 'label: dos
@@ -395,7 +454,7 @@ WP=$(init_vm p1 --transport nbd --source-nbd "nbd+unix:///?socket=$tmp/p/src-{ke
 v2k --workdir "$WP" cbt enable >/dev/null
 sim_fill p1 2000 0 2097152 71
 v2k --workdir "$WP" snapshot base >/dev/null
-nbdkit -r --unix "$tmp/p/src-2000.sock" --filter=delay file "$(snap_flat "$WP" 2000)" delay-read=100ms >/dev/null 2>&1 &
+nbdkit -r --unix "$tmp/p/src-2000.sock" --filter=delay file "$(snap_flat "$WP" 2000)" delay-read=200ms >/dev/null 2>&1 &
 for _ in $(seq 50); do [ -S "$tmp/p/src-2000.sock" ] && break; sleep 0.1; done
 v2k --workdir "$WP" sync base --request-size 64K --max-inflight 64K --connections 1 >/dev/null 2>&1 &
 syncpid=$!
@@ -411,7 +470,9 @@ done
 check "status --json shows a running sync's progress" test $seen = yes
 wait "$syncpid"
 check "the slow sync completes" test $? -eq 0
-check "the slow sync logged its progress" jq_true -s 'map(select(.event == "sync.progress")) | length >= 0' "$WP/events.log"
+# 32 reads of 64 KiB one at a time, each delayed 0.2 s: at least 6.4 s, so
+# the progress event (every 5 s) is logged at least once.
+check "the slow sync logged its progress" jq_true -s 'map(select(.event == "sync.progress")) | length >= 1' "$WP/events.log"
 pkill -f "$tmp/p/src-2000.sock"
 
 # ---------------------------------------------------------------- memory does not grow with the disk
@@ -420,12 +481,20 @@ rss_for() {  # rss_for SIZE: peak RSS (KiB) of copying a SIZE disk with a few by
   nbdkit -U "$s-src.sock" data "1 @1048576 2 @$(( $2 - 4096 )) 3" size="$1" >/dev/null 2>&1 &
   nbdkit -U "$s-dst.sock" memory "$1" >/dev/null 2>&1 &
   for _ in $(seq 50); do [ -S "$s-src.sock" ] && [ -S "$s-dst.sock" ] && break; sleep 0.1; done
-  /usr/bin/time -f %M -o "$s.rss" "$BIN" -q copy "nbd+unix:///?socket=$s-src.sock" "nbd+unix:///?socket=$s-dst.sock" >/dev/null 2>&1
+  # /usr/bin/time exits with the command's status; the copy must succeed and
+  # the three bytes must have arrived, or its RSS says nothing.
+  /usr/bin/time -f %M -o "$s.rss" "$BIN" -q copy "nbd+unix:///?socket=$s-src.sock" "nbd+unix:///?socket=$s-dst.sock" >"$s.out" 2>&1
+  echo $? >"$s.rc"
+  for o in 0 1048576 $(( $2 - 4096 )); do
+    qemu-io -r -f raw "nbd+unix:///?socket=$s-dst.sock" -c "read -v $o 1" | awk 'NR == 1 { printf "%d", $2 }'
+  done >"$s.bytes"
   pkill -f "$s-"
   tail -1 "$s.rss"
 }
 small=$(rss_for 1G 1073741824)
 large=$(rss_for 100G 107374182400)
-check "peak RSS copying 100 GiB is that of copying 1 GiB" test "$large" -le $((small + small / 5 + 4096))
+check "copying 1 GiB and 100 GiB: both exit 0 ($(cat "$tmp/mem-1G.rc"), $(cat "$tmp/mem-100G.rc"))" test "$(cat "$tmp/mem-1G.rc")" = 0 -a "$(cat "$tmp/mem-100G.rc")" = 0
+check "copying 1 GiB and 100 GiB: the data arrived ($(cat "$tmp/mem-1G.bytes"), $(cat "$tmp/mem-100G.bytes"))" test "$(cat "$tmp/mem-1G.bytes")" = 123 -a "$(cat "$tmp/mem-100G.bytes")" = 123
+check "peak RSS copying 100 GiB is that of copying 1 GiB ($large KiB, $small KiB)" test "$large" -le $((small + small / 5 + 4096))
 
 tap_done
