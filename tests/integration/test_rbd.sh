@@ -60,10 +60,12 @@ same_rbd() {
     cmp -s "$(snap_flat $((2000 + i)))" "$tmp/export$i" || { echo "disk $i differs" >&2; return 1; }
   done
 }
-objects() {  # objects IMAGE: the RADOS objects holding its data
-  local prefix
+objects() {  # objects IMAGE: the RADOS objects holding its data; "error" if it cannot tell
+  local prefix list
   prefix=$(rbd info "rbd/$1" --format json | jq -r .block_name_prefix)
-  rados -p rbd ls | grep -c "^$prefix" || true
+  case $prefix in rbd_data.?*) ;; *) echo error; return ;; esac
+  list=$(rados -p rbd ls) || { echo error; return; }
+  grep -c "^$prefix" <<<"$list"
 }
 
 v2k --workdir "$W" sync base
@@ -85,18 +87,23 @@ check "rbd: incr zeros arrive as zeros" test "$(jq '.disks[0].counters.bytes_zer
 check "rbd: still sparse after incr" test "$(objects web01-disk0)" -eq 3
 
 # An image this run did not create is never written.
-rbd create --size 16M rbd/foreign >/dev/null 2>&1
+rbd create --size 16M rbd/foreign
+check "a foreign image exists" rbd info rbd/foreign
 W2=$(v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/root" --transport file \
     --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" --target-storage rbd --target-format raw \
     --target-map scsi0:0=rbd:rbd/other0 --target-map sata0:0=rbd:rbd/foreign --ceph-conf "$conf")
 v2k --workdir "$W2" snapshot base >/dev/null 2>&1
 v2k --workdir "$W2" sync base >"$tmp/o" 2>&1
-check "rbd: an existing image is refused" grep -q "RBD image rbd:rbd/foreign already exists and this run did not create it" "$tmp/o"
+rc=$?
+check "rbd: an existing image is refused (exit 9; exit $rc)" test $rc -eq 9
+check "rbd: ... saying why" grep -q "RBD image rbd:rbd/foreign already exists and this run did not create it" "$tmp/o"
 
 # An unreachable cluster fails within the timeout, with a clear error.
 ceph_stop_mon "$tmp/ceph"
 sim_fill web01 2000 50000000 4096 69
-v2k --workdir "$W" snapshot incr >/dev/null 2>&1
+v2k --workdir "$W" snapshot incr >/dev/null
+check "rbd: the incr snapshot before the failing sync" test $? -eq 0
+ids_before=$(jq -c '[.disks[].cbt.change_id]' "$W/manifest.json")
 start=$(date +%s)
 v2k --workdir "$W" sync incr --ceph-timeout 3 >"$tmp/o" 2>&1
 rc=$?
@@ -105,4 +112,8 @@ check "rbd: monitor down: exit 9" test $rc -eq 9
 check "rbd: monitor down: says the cluster is unreachable" grep -q "cannot reach the Ceph cluster of $conf as client.admin within 3 s" "$tmp/o"
 check "rbd: monitor down: fails in bounded time, not 300 s" test "$took" -lt 120
 check "rbd: monitor down: nothing committed" jq_true '.disks[0].incr.state == "failed"' "$W/manifest.json"
+ids_after=$(jq -c '[.disks[].cbt.change_id]' "$W/manifest.json")
+check "rbd: monitor down: no changeId committed" test "$ids_after" = "$ids_before"
+[ "$ids_after" = "$ids_before" ] || echo "# changeIds before: $ids_before, after: $ids_after"
+jq -c '[.disks[] | {id, incr: .incr.state}]' "$W/manifest.json" | sed "s/^/# /"
 tap_done
