@@ -79,5 +79,9 @@ v2k_debug (const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (line, sizeof line, fmt, ap);
   va_end (ap);
+  /* One line, whatever a name from vCenter holds. */
+  for (char *c = line; *c; c++)
+    if ((unsigned char) *c < 0x20 || *c == 0x7f)
+      *c = '?';
   v2k_debug_sink (line);
 }

@@ -167,18 +167,23 @@ v2k_spawn_start (const struct v2k_spawn *sp, struct v2k_error *err)
     }
   }
   if (v2k_debug_on ()) {
-    /* The command line as given (no secret is ever in one), quoted where
-     * a word has a space or a quote in it. */
+    /* The command line as given (no secret is ever in one), on one line:
+     * a word with a space, quote or control character is quoted, control
+     * characters as \xNN. */
     struct strbuf line = { 0 };
     for (size_t i = 0; sp->argv[i]; i++) {
       const char *a = sp->argv[i];
-      bool quote = !*a || strpbrk (a, " \t'\"\\$") != NULL;
+      bool quote = !*a || strpbrk (a, " '\"\\$") != NULL;
+      for (const char *c = a; *c && !quote; c++)
+        quote = (unsigned char) *c < 0x20 || *c == 0x7f;
       sb_add (&line, i ? " " : "");
       if (quote) {
         sb_add (&line, "'");
         for (const char *c = a; *c; c++) {
           if (*c == '\'')
             sb_add (&line, "'\\''");
+          else if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            sb_addf (&line, "\\x%02x", (unsigned char) *c);
           else
             sb_addn (&line, c, 1);
         }

@@ -56,6 +56,21 @@ usage_says "run --define-only --target-provider ablestack-cloud: refused" \
   "$BIN" run --define-only --target-provider ablestack-cloud
 check "--help says what -v shows" grep -q -- "-v, --verbose   debug lines on stderr" <<<"$out"
 
+# -v: each helper's command line on stderr, one line each, even for a path
+# with a newline and a quote in it (copy prints its summary on stderr too).
+odd="$tmp/a
+b'c.raw"
+truncate -s 1M "$odd" && truncate -s 1M "$tmp/copy-out.raw"
+"$BIN" -v copy "$odd" "$tmp/copy-out.raw" >"$tmp/out" 2>"$tmp/err"
+check "-v copy: exit 0" test $? -eq 0
+check "-v: the source's qemu-nbd command line" grep -qF -e "qemu-nbd --format=raw --socket=" "$tmp/err"
+check "-v: the odd path as one quoted word on that line" grep -qF -e "-- '$tmp/a\x0ab'\''c.raw'" "$tmp/err"
+check "-v: every other stderr line is a debug line" \
+  bash -c "test \$(grep -c '^ablestack_v2k: debug: spawned pid [0-9]*: ' '$tmp/err') -ge 4 && ! grep -v '^ablestack_v2k: debug: spawned pid [0-9]*: ' '$tmp/err' | grep -qv '^copied '"
+"$BIN" copy "$odd" "$tmp/copy-out.raw" >"$tmp/out" 2>"$tmp/err"
+check "without -v: copy's summary and no debug line" \
+  bash -c "grep -q '^copied ' '$tmp/err' && ! grep -q 'debug:' '$tmp/err'"
+
 # One line on stderr, nothing on stdout.
 "$BIN" frobnicate >"$tmp/out" 2>"$tmp/err"
 check "error is one line on stderr" test "$(wc -l <"$tmp/err")" -eq 1

@@ -102,6 +102,7 @@ check "a second cutover of a finished run is a no-op that defines nothing twice"
 
 # ---- refusals before the source is touched ----
 S=$(prepare slow)
+check "slow: init, cbt enable, base snapshot and sync" test -f "$S/manifest.json"
 out=$(v2k --workdir "$S" cutover "${LV[@]}" 2>&1)
 check "unmapped network: exit 2" test $? -eq 2
 check "unmapped network: names it and the fix" grep -q "need a mapping: 'VM Network'.*--net-map" <<<"$out"
@@ -138,6 +139,7 @@ check "--define-only: the domain is defined and left off" \
 check "guest: the VM is off" test "$(sim_power_state slow)" = poweredOff
 
 T=$(prepare stuck)
+check "stuck: init, cbt enable, base snapshot and sync" test -f "$T/manifest.json"
 out=$(v2k --workdir "$T" cutover "${LV[@]}" --net-default bridge:br0 --shutdown-timeout 2 2>&1)
 check "guest timeout without --force-poweroff: exit 6" test $? -eq 6
 check "guest timeout: says how to go on" grep -q "did not shut down within 2 s.*--force-poweroff" <<<"$out"
@@ -150,6 +152,7 @@ check "guest timeout with --force-poweroff: powered off and cut over" \
 check "force-poweroff: the VM is off" test "$(sim_power_state stuck)" = poweredOff
 
 N=$(prepare notools)
+check "notools: init, cbt enable, base snapshot and sync" test -f "$N/manifest.json"
 out=$(v2k --workdir "$N" cutover "${LV[@]}" --net-default bridge:br0 2>&1)
 check "no VMware Tools: guest shutdown refused (exit 6)" test $? -eq 6
 check "no VMware Tools: a clear error" grep -q "has no VMware Tools.*--shutdown manual.*--shutdown poweroff" <<<"$out"
@@ -160,6 +163,7 @@ check "poweroff: targets identical" sim_same_disks notools "$tmp/dst-notools/not
 
 # ---- Windows conversion prerequisites, checked before the shutdown ----
 Wn=$(prepare win)
+check "win: init, cbt enable, base snapshot and sync" test -f "$Wn/manifest.json"
 LVC=(--libvirt-uri test:///default --net-default bridge:br0)
 out=$(VIRTIO_WIN=$tmp/no-virtio-win v2k --workdir "$Wn" cutover "${LVC[@]}" --convert required 2>&1)
 check "Windows without virtio-win, --convert required: refused (exit 2)" test $? -eq 2
@@ -178,6 +182,7 @@ check "the fallback domain uses SATA and e1000e" \
 
 # ---- killed at each cutover step, then re-run ----
 C=$(prepare crash)
+check "crash: init, cbt enable, base snapshot and sync" test -f "$C/manifest.json"
 sim_fill crash 2000 100000 200000 51
 sim_fill crash 2001 300000 200000 52
 for point in cutover:powered-off snapshot:created sync:before-commit cutover:defined; do
