@@ -27,7 +27,7 @@ build-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
 # Everything: deps, both builds, then unit, simulator and integration tests,
-# and the C suites again under ASan+UBSan. Ends with "N passed, N failed".
+# and the C suites again under ASan+UBSan. Ends with "N passed, N failed, N skipped".
 check: deps
 	$(MAKE) build build-asan
 	tests/run.sh $(BUILD) $(ASAN_BUILD)
@@ -47,7 +47,7 @@ bench: deps build
 # make check, which replays the seed corpus and every saved crasher instead.
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
-	  -Dbuildtype=debug -Dsimulator=disabled -Dtests=disabled
+	  -Dbuildtype=debug -Dsimulator=disabled -Dtests=false
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)

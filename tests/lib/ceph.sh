@@ -1,6 +1,7 @@
 # A one-monitor, one-OSD Ceph cluster for the tests: plain processes on
 # 127.0.0.1 from Debian's packages (memstore, cephx), no mgr.
-#   ceph_start DIR PORT   sets CEPH_CONF; creates pool "rbd"
+#   ceph_start DIR PORT   sets CEPH_CONF; creates pool "rbd"; returns 1, saying
+#                         why on stderr, unless an RBD image can be created
 #   ceph_stop DIR         OSD first, then the monitor
 #   ceph_stop_mon DIR     the monitor only (to test an unreachable cluster)
 
@@ -51,6 +52,7 @@ CONF
   ceph-mon -i a || return 1
   local i
   for i in $(seq 100); do ceph --connect-timeout 2 mon stat >/dev/null 2>&1 && break; sleep 0.2; done
+  ceph --connect-timeout 2 mon stat >/dev/null 2>&1 || { echo "ceph_start: the monitor does not answer" >&2; return 1; }
   u=$(cat /proc/sys/kernel/random/uuid)
   s=$(ceph-authtool --gen-print-key)
   id=$(echo "{\"cephx_secret\": \"$s\"}" | ceph osd new "$u" -i -) || return 1
@@ -58,9 +60,11 @@ CONF
   ceph-osd -i "$id" --mkfs --key "$s" --osd-uuid "$u" >/dev/null 2>&1 || return 1
   ceph-osd -i "$id" >/dev/null 2>&1 || return 1
   for i in $(seq 150); do ceph osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1' && break; sleep 0.2; done
+  ceph osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1' || { echo "ceph_start: the OSD did not come up" >&2; return 1; }
   ceph osd pool create rbd 8 8 replicated >/dev/null 2>&1 || return 1
   rbd pool init rbd >/dev/null 2>&1 || return 1
-  rbd create --size 1M rbd/probe >/dev/null 2>&1 && rbd rm rbd/probe >/dev/null 2>&1
+  rbd create --size 1M rbd/probe >/dev/null 2>&1 && rbd rm rbd/probe >/dev/null 2>&1 ||
+    { echo "ceph_start: cannot create an RBD image" >&2; return 1; }
 }
 
 ceph_kill() {  # ceph_kill DIR NAME

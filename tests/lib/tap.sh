@@ -1,17 +1,23 @@
 # Minimal TAP output for the shell test suites: each check prints
-# "ok N - name" or "not ok N - name"; tests/run.sh counts them.
+# "ok N - name" or "not ok N - name", a check that cannot run here
+# "ok N - name # SKIP reason"; tap_done prints the plan "1..N" and must be
+# the suite's last word. tests/run.sh counts passed, failed and skipped apart,
+# and fails a suite without a plan (one that died midway). A "#" in a name is
+# written "\#", so a name never reads as a SKIP or TODO directive.
 TAP_N=0
 TAP_FAILED=0
 
 ok() {
+  local name="$*"
   TAP_N=$((TAP_N + 1))
-  echo "ok $TAP_N - $*"
+  echo "ok $TAP_N - ${name//#/\\#}"
 }
 
 not_ok() {
+  local name="$*"
   TAP_N=$((TAP_N + 1))
   TAP_FAILED=$((TAP_FAILED + 1))
-  echo "not ok $TAP_N - $*"
+  echo "not ok $TAP_N - ${name//#/\\#}"
 }
 
 # check NAME COMMAND...: passes when the command succeeds.
@@ -42,6 +48,7 @@ jq_true() {
 
 # skip NAME REASON: a check that cannot run here, and why.
 skip() {
+  local name=$1
   TAP_N=$((TAP_N + 1))
-  echo "ok $TAP_N - $1 # SKIP $2"
+  echo "ok $TAP_N - ${name//#/\\#} # SKIP $2"
 }
