@@ -146,10 +146,13 @@ check "guest timeout: says how to go on" grep -q "did not shut down within 2 s.*
 check "guest timeout: the VM is left on" test "$(sim_power_state stuck)" = poweredOn
 check "guest timeout: recorded as an event" test "$(ev "$T" shutdown.timeout)" -eq 1
 check "guest timeout: status shows the failure" jq_true '.state == "failed"' <("$BIN" --workdir "$T" status --json)
-out=$(v2k --workdir "$T" cutover "${LV[@]}" --net-default bridge:br0 --shutdown-timeout 2 --force-poweroff --json)
+out=$(v2k --workdir "$T" cutover "${LV[@]}" --net-default bridge:br0 --shutdown-timeout 2 --force-poweroff \
+      --keep-snapshots --json)
 check "guest timeout with --force-poweroff: powered off and cut over" \
   jqe '.shutdown.policy == "guest+poweroff" and .domain.defined' <<<"$out"
 check "force-poweroff: the VM is off" test "$(sim_power_state stuck)" = poweredOff
+check "--keep-snapshots: none removed" jqe '.snapshots_removed == 0' <<<"$out"
+check "--keep-snapshots: the simulator still has them" test "$(snap_count stuck)" -ge 1
 
 N=$(prepare notools)
 check "notools: init, cbt enable, base snapshot and sync" test -f "$N/manifest.json"
@@ -157,8 +160,11 @@ out=$(v2k --workdir "$N" cutover "${LV[@]}" --net-default bridge:br0 2>&1)
 check "no VMware Tools: guest shutdown refused (exit 6)" test $? -eq 6
 check "no VMware Tools: a clear error" grep -q "has no VMware Tools.*--shutdown manual.*--shutdown poweroff" <<<"$out"
 check "no VMware Tools: the VM stays on" test "$(sim_power_state notools)" = poweredOn
-out=$(v2k --workdir "$N" cutover "${LV[@]}" --net-default bridge:br0 --shutdown poweroff --json)
+out=$(v2k --workdir "$N" cutover "${LV[@]}" --net-default bridge:br0 --shutdown poweroff \
+      --disk-bus virtio --nic-model virtio --json)
 check "poweroff: powers off at once and cuts over" jqe '.shutdown.policy == "poweroff" and .domain.defined' <<<"$out"
+check "--disk-bus virtio --nic-model virtio: the XML has them, and no SATA or e1000e" \
+  bash -c "grep -q \"bus='virtio'\" '$N/artifacts/notools.xml' && grep -q \"model type='virtio'\" '$N/artifacts/notools.xml' && ! grep -qE \"bus='sata'|model type='e1000e'\" '$N/artifacts/notools.xml'"
 check "poweroff: targets identical" sim_same_disks notools "$tmp/dst-notools/notools-disk0.qcow2"
 
 # ---- Windows conversion prerequisites, checked before the shutdown ----

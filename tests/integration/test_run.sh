@@ -78,8 +78,11 @@ check "run again on a finished workdir: nothing more to do" jqe '.state == "done
 
 # ---- --until ready, then run ----
 sim_fill split 2000 0 3000000 5
-out=$(v2k --workdir "$tmp/w-split" run --vm split --dst "$tmp/dst-split" "${common[@]}" --until ready --json)
+out=$(v2k --workdir "$tmp/w-split" run --vm split --dst "$tmp/dst-split" "${common[@]}" --until ready \
+      --downtime-target 3600 --json)
 check "--until ready: exit 0 in state ready" jqe '.state == "ready" and .forecast.ready' <<<"$out"
+check "--downtime-target 3600: the forecast is held against it" \
+  jq_true '.forecast.downtime_target_ms == 3600000' "$tmp/w-split/manifest.json"
 check "--until ready: the VM is still on" test "$(sim_power_state split)" = poweredOn
 st=$("$BIN" --workdir "$tmp/w-split" status --json)
 check "status: ready_for_cutover with a predicted downtime" \
@@ -189,7 +192,7 @@ check "run again: cleanup.done counts the snapshot and the helper" \
 # when the test powers it off) is stopped by run's own cleanup phase.
 echo pass >"$tmp/pw"
 sim_fill clh 2000 0 2000000 122
-"$BIN" --workdir "$tmp/w-clh" run --vm clh --dst "$tmp/dst-clh" "${common[@]}" --max-incr 1 --shutdown-timeout 600 \
+"$BIN" --workdir "$tmp/w-clh" run --vm clh --dst "$tmp/dst-clh" "${common[@]}" --max-incr 1 --shutdown-timeout 600 --verify none \
   --vcenter "$(sim_info .url)" --username user --password-file "$tmp/pw" --ca-file "$(sim_info .cert_file)" \
   >/dev/null 2>"$tmp/clh.err" &
 pid=$!
@@ -203,14 +206,19 @@ check "run (clh): exit 0 once the guest is off" test $? -eq 0
 check "run's cleanup phase stopped the helper left during the run" bash -c "! pgrep -f '$tmp/w-clh/ru[n]/planted.sock' >/dev/null"
 check "run's cleanup.done counts that helper" test "$(cleanup_event "$tmp/w-clh" helpers_stopped)" = 1
 check "run (clh): no snapshot left" test "$(snap_count clh)" = 0
+check "run --verify none: no verify ran" \
+  bash -c "jq -e '[.disks[].verify.state] | all(. == \"pending\")' '$tmp/w-clh/manifest.json' >/dev/null && ! grep -q '\"event\":\"verify\\.' '$tmp/w-clh/events.log'"
 
 # --keep-snapshots (listed by run --help): neither the cutover nor the cleanup
 # phase removes this run's snapshots.
 sim_fill keep 2000 0 2000000 123
-out=$(v2k --workdir "$tmp/w-keep" run --vm keep --dst "$tmp/dst-keep" "${common[@]}" --max-incr 1 --keep-snapshots --json)
+out=$(v2k --workdir "$tmp/w-keep" run --vm keep --dst "$tmp/dst-keep" "${common[@]}" --max-incr 1 --keep-snapshots \
+      --verify sample:1 --json)
 check "run --keep-snapshots: done" jqe '.state == "done"' <<<"$out"
 check "run --keep-snapshots: the cleanup phase is recorded done" \
   jq_true '.phases.cleanup.state == "done"' "$tmp/w-keep/manifest.json"
 check "run --keep-snapshots: this run's snapshots stay" test "$(sim_snapshot_names keep | grep -c '^ablestack-v2k-')" -ge 1
 check "run --keep-snapshots: the cleanup phase removed none" test "$(cleanup_event "$tmp/w-keep" snapshots_removed)" = 0
+check "run --verify sample:1: one 4 MiB chunk compared" \
+  jq_true '.disks[0].verify.state == "done" and .disks[0].verify.mode == "sample:1" and .disks[0].verify.bytes_checked == 4194304' "$tmp/w-keep/manifest.json"
 tap_done
