@@ -109,8 +109,10 @@ check "sync base: an all-zero disk sends no data" test "$(done_event "$W" ide0:0
 check "sync base: qcow2 targets stay sparse" test "$(qemu-img info --output=json "$tmp/q/dst/web01-disk0.qcow2" | jq '."actual-size"')" -lt 8000000
 check "sync base: no helper process left" no_helpers_left "$W"
 check "sync base: manifest records the phase" jq_true '.phase == "sync_base" and .phases.sync_base.state == "done" and ([.disks[].base.state] | unique) == ["done"]' "$W/manifest.json"
+starts=$(jq -s 'map(select(.event == "sync.disk.start")) | length' "$W/events.log")
 v2k --workdir "$W" sync base
-check "sync base again: nothing to do" test $? -eq 0
+check "sync base again: exit 0" test $? -eq 0
+check "sync base again: nothing to do (no disk sync started)" test "$(jq -s 'map(select(.event == "sync.disk.start")) | length' "$W/events.log")" -eq "$starts"
 for round in 1 2 3; do
   sim_fill web01 2000 $((round * 3000000)) 200000 $((70 + round))
   [ $round = 1 ] && sim_fill web01 2001 4980736 65536 0    # zeros over a whole block of data
@@ -188,10 +190,11 @@ check "vddk: vm, snapshot and file parameters" bash -c "grep -qx 'vm=moref=$(sim
 check "vddk: host thumbprint and transports passed" bash -c "grep -qx 'thumbprint=$(sim_info .thumbprint_sha1)' '$tmp/v/ev/params' && grep -qx 'transports=nbdssl:nbd' '$tmp/v/ev/params'"
 check "vddk: an empty per-run config file" bash -c "f=\$(sed -n 's/^config=//p' '$tmp/v/ev/params' | head -1); [ -f \"\$f\" ] && [ ! -s \"\$f\" ]"
 check "vddk: retry and blocksize filters in front" grep -q -- "--filter=retry --filter=blocksize" "$tmp/v/ev/cmdline"
-check "no password in nbdkit's argv or environment" bash -c "! grep -qF -- '$PASSWORD' '$tmp/v/ev/cmdline' '$tmp/v/ev/environ'"
+# (A missing evidence file would make grep fail, and these checks pass.)
+check "no password in nbdkit's argv or environment" bash -c "[ -s '$tmp/v/ev/cmdline' ] && [ -s '$tmp/v/ev/environ' ] && ! grep -qF -- '$PASSWORD' '$tmp/v/ev/cmdline' '$tmp/v/ev/environ'"
 check "no password in any helper's argv or environment" bash -c "[ -s '$tmp/v/procscan' ] && ! grep -qF -- '$PASSWORD' '$tmp/v/procscan'"
-check "no GOVC or VDDK secrets in helper environments" bash -c "! grep -qE '^(GOVC_|VDDK_|LD_LIBRARY_PATH)' '$tmp/v/ev/environ'"
-check "no password in the workdir" bash -c "! grep -rqF -- '$PASSWORD' '$WV'"
+check "no GOVC or VDDK secrets in helper environments" bash -c "[ -s '$tmp/v/ev/environ' ] && ! grep -qE '^(GOVC_|VDDK_|LD_LIBRARY_PATH)' '$tmp/v/ev/environ'"
+check "no password in the workdir" bash -c "[ -s '$WV/manifest.json' ] && ! grep -rqF -- '$PASSWORD' '$WV'"
 sim_fill v1 2001 100000 5000 22
 v2k --workdir "$WV" snapshot incr >/dev/null
 V2K_NBDKIT_VDDK_PLUGIN="sh $tmp/v/standin.sh" v2k --workdir "$WV" sync incr
