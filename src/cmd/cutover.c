@@ -120,19 +120,15 @@ v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v
   return r == -1 ? -1 : 1;
 }
 
-/* v1's --define-only: the domain is defined and left off. It contradicts
- * --start, and names a libvirt domain, which other providers do not make. */
+/* v1's --define-only: the cutover ends in a libvirt domain, left off unless
+ * --start also starts it (v1's own workflow is 'cutover --define-only
+ * --start'). Other providers make no libvirt domain. */
 int
 v2k_cutover_define_only_check (const struct v2k_cutover_opts *o, const char *command,
                                struct v2k_error *err)
 {
   if (!o->define_only)
     return 0;
-  if (o->start) {
-    v2k_error_set (err, V2K_EXIT_USAGE, "%s: --define-only leaves the domain off and --start "
-                   "starts it: give one of them (v1's '--define-only --start' is '--start')", command);
-    return -1;
-  }
   if (o->provider != PROVIDER_LIBVIRT) {
     v2k_error_set (err, V2K_EXIT_USAGE, "%s: --define-only defines a libvirt domain; "
                    "--target-provider %s defines none", command, v2k_provider_names[o->provider]);
@@ -615,16 +611,18 @@ cutover_help (FILE *out)
   fprintf (out,
            "Usage: ablestack_v2k --workdir DIR cutover [--shutdown guest|poweroff|manual]\n"
            "                     [--shutdown-timeout SEC] [--force-poweroff]\n"
-           "                     [--define-only|--start] [--libvirt-uri URI] [--name NAME]\n"
+           "                     [--define-only] [--start] [--libvirt-uri URI] [--name NAME]\n"
            "                     [--disk-bus virtio-scsi|virtio|sata] [--nic-model virtio|e1000e]\n"
            "                     [--net-map SRC=bridge:BR|network:NET …] [--keep-snapshots]\n"
            "\n"
-           "1. Checks everything that can be refused (base sync done, networks mapped,\n"
-           "   libvirt reachable, the domain name free) before the source is touched.\n"
+           "1. Checks everything that can be refused (base sync done, every target the\n"
+           "   one synced, networks mapped, libvirt reachable, the domain name free)\n"
+           "   before the source is touched.\n"
            "2. Stops the source VM: guest shutdown, power-off, or checks that it is off.\n"
            "3. Takes the final snapshot and copies the final delta.\n"
            "4. Writes DIR/artifacts/<name>.xml and defines it in libvirt (validated),\n"
-           "   and leaves it off (--define-only, the default) or starts it (--start).\n"
+           "   and leaves it off (the default) or starts it (--start; v1's workflow\n"
+           "   spells it 'cutover --define-only --start').\n"
            "5. Removes this run's snapshots, unless --keep-snapshots.\n"
            "Re-running after a failure continues from the step that failed. The source\n"
            "is never powered back on, and target disks are never deleted.\n"

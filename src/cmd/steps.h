@@ -237,9 +237,9 @@ enum {
   "                       guest shutdown through VMware Tools)\n" \
   "  --shutdown-timeout SEC  wait this long for the guest (default 300)\n" \
   "  --force-poweroff     power off when the guest shutdown times out\n" \
-  "  --define-only        define the domain and leave it off (the default, as v1's\n" \
-  "                       --define-only); refused with --start or a provider other\n" \
-  "                       than libvirt\n" \
+  "  --define-only        define a libvirt domain, left off unless --start (v1's\n" \
+  "                       'cutover --define-only --start'); refused with a provider\n" \
+  "                       other than libvirt\n" \
   "  --start              start the domain once defined\n" \
   "  --libvirt-uri URI    (default LIBVIRT_DEFAULT_URI, else qemu:///system)\n" \
   "  --name NAME          the domain's name (default the source VM's)\n" \
@@ -273,7 +273,7 @@ struct v2k_cutover_opts {
 void v2k_cutover_opts_init (struct v2k_cutover_opts *o);
 void v2k_cutover_opts_free (struct v2k_cutover_opts *o);
 int v2k_cutover_getopt (int c, const char *arg, struct v2k_cutover_opts *o, struct v2k_error *err);
-/* --define-only with --start or a provider other than libvirt: a usage error of COMMAND. */
+/* --define-only with a provider other than libvirt: a usage error of COMMAND. */
 int v2k_cutover_define_only_check (const struct v2k_cutover_opts *o, const char *command,
                                    struct v2k_error *err);
 

@@ -29,9 +29,8 @@ expect_exit "non-numeric --events: usage" 2 "$BIN" --workdir "$fixtures/idle" st
 expect_exit "extra argument: usage" 2 "$BIN" --workdir "$fixtures/idle" status extra
 expect_exit "status without workdir: usage" 2 "$BIN" status
 
-# --define-only (v1's name for the default: define the domain, leave it off)
-# contradicts --start, and other providers define no domain: refused while
-# parsing, before the workdir is opened. The message is checked too: without
+# --define-only (v1's: the cutover ends in a libvirt domain) with a provider
+# that defines none: refused while parsing, before the workdir is opened. The message is checked too: without
 # a workdir or --vm these would be usage errors anyway.
 usage_says() {  # usage_says NAME PATTERN COMMAND...: exit 2, one line matching PATTERN, no stdout
   local name=$1 pat=$2 rc=0
@@ -43,11 +42,6 @@ usage_says() {  # usage_says NAME PATTERN COMMAND...: exit 2, one line matching 
     not_ok "$name (exit $rc: $(head -c 200 "$tmp/err"))"
   fi
 }
-usage_says "cutover --define-only --start: refused, naming the conflict" \
-  'cutover: --define-only leaves the domain off and --start starts it' \
-  "$BIN" --workdir "$fixtures/idle" cutover --define-only --start
-usage_says "run --define-only --start: refused, naming the conflict" \
-  'run: --define-only leaves the domain off and --start starts it' "$BIN" run --define-only --start
 usage_says "cutover --define-only --target-provider none: refused" \
   'cutover: --define-only defines a libvirt domain; --target-provider none defines none' \
   "$BIN" --workdir "$fixtures/idle" cutover --define-only --target-provider none

@@ -60,19 +60,10 @@ for r in 1 2 3; do
   check "v1: sync incr $r" v2k --workdir "$W" sync incr
 done
 sim_fill v1 2001 5000000 65536 40   # written after the last incr: only the final sync carries it
-# v1's "--define-only --start" contradicts itself here: --define-only leaves
-# the domain off. Refused as a usage error before anything is touched.
-v2k --workdir "$W" cutover --define-only --start "${LV[@]}" --net-map "VM Network=bridge:br0" \
-  --net-map "Backup=network:default" >"$tmp/o" 2>"$tmp/e"
-check "--define-only --start: refused (exit 2)" test $? -eq 2
-check "--define-only --start: one line on stderr, nothing on stdout" \
-  bash -c "test \$(wc -l <'$tmp/e') -eq 1 && grep -q 'cutover: --define-only leaves the domain off and --start starts it' '$tmp/e' && test ! -s '$tmp/o'"
-check "--define-only --start: no final snapshot taken" \
-  bash -c "test \"\$(jq '[.snapshots[] | select(.kind == \"final\")] | length' '$W/manifest.json')\" -eq 0"
-check "--define-only --start: the source is still on" test "$(sim_power_state v1)" = poweredOn
-out=$(v2k --workdir "$W" cutover --start "${LV[@]}" --net-map "VM Network=bridge:br0" \
+# v1's own line: define, then start.
+out=$(v2k --workdir "$W" cutover --define-only --start "${LV[@]}" --net-map "VM Network=bridge:br0" \
       --net-map "Backup=network:default" --json)
-check "v1: cutover --start exits 0" test $? -eq 0
+check "v1: cutover --define-only --start exits 0" test $? -eq 0
 check "v1: the domain is defined and running, exactly one of its name" \
   jqe '.domain.defined and .domain.state == "running" and .domain.domains_named == 1' <<<"$out"
 check "v1: the source is powered off" test "$(sim_power_state v1)" = poweredOff
