@@ -45,13 +45,27 @@ case "\$1" in
   pread)
     f=\$(sed 's/^\[[^]]*\] *//; s/\.vmdk\$/-flat.vmdk/' "\$tmpdir/file")
     # Faults for the reliability suite: EVIDENCE_DIR/fault holds "eio-all",
-    # "eio-rate PERCENT" or "delay SECONDS".
+    # "eio-once-at BYTE..." (the first read of each file that covers BYTE
+    # fails, once; no randomness), "delay SECONDS" or "hold". Every injected fault
+    # appends a line to EVIDENCE_DIR/injected, for the tests to count.
     if [ -f "\$ev/fault" ]; then
       read kind arg <"\$ev/fault"
       case "\$kind" in
-        eio-all) echo "EIO injected fault" >&2; exit 1 ;;
-        eio-rate) [ \$(( \$(od -An -N2 -tu2 /dev/urandom) % 100 )) -lt "\$arg" ] && { echo "EIO injected fault" >&2; exit 1; } ;;
-        delay) sleep "\$arg" ;;
+        eio-all) echo "eio-all \$f \$4 \$3" >>"\$ev/injected"; echo "EIO injected fault" >&2; exit 1 ;;
+        eio-once-at)
+          for b in \$arg; do
+            [ "\$b" -ge "\$4" ] && [ "\$b" -lt \$((\$4 + \$3)) ] || continue
+            # mkdir is atomic: of parallel readers, exactly one fails.
+            mkdir -p "\$ev/once"
+            if mkdir "\$ev/once/\$(echo "\$f" | tr '/ ' '__')@\$b" 2>/dev/null; then
+              echo "eio-once-at \$f \$4 \$3 \$b" >>"\$ev/injected"
+              echo "EIO injected fault" >&2; exit 1
+            fi
+          done ;;
+        delay) echo "delay \$f \$4 \$3" >>"\$ev/injected"; sleep "\$arg" ;;
+        # Reads wait for as long as the fault file says "hold".
+        hold) echo "hold \$f \$4 \$3" >>"\$ev/injected"
+          while read kind arg 2>/dev/null <"\$ev/fault" && [ "\$kind" = hold ]; do sleep 0.1; done ;;
       esac
     fi
     dd if='$ds'/"\$f" iflag=skip_bytes,count_bytes skip="\$4" count="\$3" status=none ;;
