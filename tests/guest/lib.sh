@@ -2,7 +2,9 @@
 #   guest_image CACHE_DIR          prints the guest image, building it (about a
 #                                  minute) when missing or when its recipe changed
 #   guest_write_round FLAT N       writes "round N" into /data/v2k-round.txt of
-#                                  the guest disk FLAT (its second partition)
+#                                  the guest disk FLAT (its second partition),
+#                                  and fails unless it reads it back (debugfs
+#                                  exits 0 even when its request failed)
 guest_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 guest_image() {
@@ -25,10 +27,11 @@ guest_write_round() {
   dev=$(losetup --show -f -o $((start * 512)) --sizelimit $((size * 512)) "$flat") || return 1
   f=$(mktemp)
   echo "round $n" >"$f"
-  debugfs -w -R "rm /v2k-round.txt" "$dev" >/dev/null 2>&1
-  debugfs -w -R "write $f /v2k-round.txt" "$dev" >/dev/null 2>&1
-  local rc=$?
+  debugfs -w -R "rm /v2k-round.txt" "$dev" >/dev/null 2>&1   # absent the first time
+  local rc=0
+  debugfs -w -R "write $f /v2k-round.txt" "$dev" >/dev/null 2>&1 || rc=1
+  [ "$(debugfs -R "cat /v2k-round.txt" "$dev" 2>/dev/null)" = "round $n" ] || rc=1
   rm -f "$f"
-  losetup -d "$dev"
+  losetup -d "$dev" || rc=1
   return $rc
 }

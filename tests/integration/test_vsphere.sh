@@ -42,10 +42,21 @@ init_vm() {  # init_vm VM [extra init args]: prints the workdir
     --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" "$@"
 }
 
-run() {  # run OUT ARGS...: stdout+stderr to OUT, returns the exit code
+run() {  # run OUT ARGS...: stdout+stderr to OUT, returns the exit code (also in $rc)
   local out=$1
   shift
   "$@" >"$out" 2>&1
+  rc=$?
+  return $rc
+}
+
+# refused NAME EXIT TEXT: the last run exited EXIT and said TEXT (a grep
+# pattern) in one line. An exit code alone proves little: exit 2 is every
+# usage error, a mistake in the test's own command line included.
+refused() {
+  check "$1 (exit $rc, want $2)" \
+    bash -c '[ "$1" -eq "$2" ] && [ "$(wc -l <"$3")" -eq 1 ] && grep -q -- "$4" "$3"' _ "$rc" "$2" "$tmp/o" "$3"
+  [ "$rc" -eq "$2" ] && grep -q -- "$3" "$tmp/o" || sed 's/^/# /' "$tmp/o"
 }
 
 # ---------------------------------------------------------------- init
@@ -76,7 +87,7 @@ check "disk backing recorded" jq_true '.disks[0].file_name == "[LocalDS_0] web01
 check "default target paths" jq_true --arg d "$tmp/main/dst" '[.disks[].target_path] == ["\($d)/web01-disk0.qcow2", "\($d)/web01-disk1.qcow2", "\($d)/web01-disk2.qcow2"]' "$M"
 check "NICs recorded" jq_true --arg m0 "$(sim_info '.vms[0].nics[0].mac')" --arg m1 "$(sim_info '.vms[0].nics[1].mac')" \
   '[.nics[] | "\(.key)|\(.label)|\(.mac)|\(.adapter)|\(.network)|\(.connected)"] == ["4000|Network adapter 1|\($m0)|vmxnet3|VM Network|true", "4001|Network adapter 2|\($m1)|e1000e|Prod Net|true"]' "$M"
-check "no credentials in the workdir" bash -c "! grep -rq -e '$(sim_info .password)' -e password '$W'"
+check "no credentials in the workdir" bash -c "test -s '$W/manifest.json' && ! grep -rq -e '$(sim_info .password)' -e password '$W'"
 check "init.done event" jq_true -s 'map(select(.event == "init.done")) | length == 1' "$W/events.log"
 check "status works on the new workdir" bash -c "'$BIN' --workdir '$W' status --json | jq -e '.state == \"idle\" and .phase == \"init\"' >/dev/null"
 
@@ -92,10 +103,11 @@ check "init by inventory path" jq_true '.source.vm.inventory_path == "DC0/vm/a/t
 run "$tmp/o" init_vm nosuchvm
 check "unknown VM: exit 6" test $? -eq 6
 check "unknown VM: says so" grep -q "no VM named 'nosuchvm'" "$tmp/o"
+listing=$(find "$tmp/main/root" | sort)
 run "$tmp/o" init_vm twin
 check "ambiguous name: exit 2" test $? -eq 2
 check "ambiguous name lists morefs and paths" grep -qE "2 VMs are named 'twin': vm-[0-9]+ \(DC0/vm/a/twin\), vm-[0-9]+ \(DC0/vm/b/twin\)" "$tmp/o"
-check "ambiguous name writes nothing" test "$(ls "$tmp/main/root" | sort | tr '\n' ' ')" = "twin web01 "
+check "ambiguous name writes nothing (no new run under root/twin)" test "$(find "$tmp/main/root" | sort)" = "$listing"
 run "$tmp/o" init_vm indep
 check "untrackable disks: exit 6" test $? -eq 6
 check "independent disk refused with its reason" grep -q "Hard disk 2 (scsi0:1): disk mode independent_persistent is not snapshotted" "$tmp/o"
@@ -109,28 +121,28 @@ run "$tmp/o" init_vm web01 --target-map scsi9:9=/tmp/x.qcow2
 check "map key naming no disk: exit 2" test $? -eq 2
 check "map key naming no disk: lists the disks" grep -q "scsi9:9: the VM has no such disk (it has scsi0:0, sata0:0, ide0:0)" "$tmp/o"
 run "$tmp/o" init_vm web01 --target-map scsi0:0=/tmp/same.raw --target-map sata0:0=/tmp/same.raw
-check "two disks on one path: refused" grep -q "would both be written to /tmp/same.raw" "$tmp/o"
+refused "two disks on one path: refused" 2 "would both be written to /tmp/same.raw"
 run "$tmp/o" init_vm web01 --target-storage block
-check "block without a map: refused" grep -q "disk scsi0:0 has no --target-map entry; block storage needs one" "$tmp/o"
+refused "block without a map: refused" 2 "disk scsi0:0 has no --target-map entry; block storage needs one"
 run "$tmp/o" init_vm web01 --target-storage rbd --target-map scsi0:0=/dev/sdb
-check "rbd map syntax checked" grep -q "rbd storage needs rbd:POOL/IMAGE" "$tmp/o"
+refused "rbd map syntax checked" 2 "rbd storage needs rbd:POOL/IMAGE"
 W4=$(init_vm web01 --target-storage rbd --target-format raw --target-map scsi0:0=rbd:pool/web-0 \
      --target-map sata0:0=rbd:pool/web-1 --target-map ide0:0=rbd:pool/web-2)
 check "rbd plan recorded" jq_true '.target.storage == "rbd" and .target.format == "raw" and .disks[2].target_path == "rbd:pool/web-2"' "$W4/manifest.json"
 run "$tmp/o" v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root" --transport file --datastore-map "OtherDS=$tmp"
-check "unmapped datastore refused" grep -q "datastore 'LocalDS_0', which no --datastore-map names" "$tmp/o"
+refused "unmapped datastore refused" 2 "datastore 'LocalDS_0', which no --datastore-map names"
 run "$tmp/o" v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root"
-check "vddk without libdir refused" grep -q "needs --vddk-libdir" "$tmp/o"
+refused "vddk without libdir refused" 2 "needs --vddk-libdir"
 W5=$(v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root" --vddk-libdir "$tmp")
 check "vddk plan recorded" jq_true --arg d "$tmp" '.transport.kind == "vddk" and .transport.vddk_libdir == $d and .transport.vddk_transports == "nbdssl:nbd"' "$W5/manifest.json"
 run "$tmp/o" init_vm web01 --target-format vmdk
-check "bad enum value: exit 2" test $? -eq 2
+refused "bad enum value" 2 "--target-format: 'vmdk' is not one of qcow2, raw"
 "$BIN" --workdir "$tmp/explicit" init --vm web01 --dst "$tmp/dst" --transport file --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" \
   --vcenter "$(sim_info .url)" --username user --password-file "$tmp/main/pw" --ca-file "$(sim_info .cert_file)" >/dev/null 2>&1
 check "init into --workdir" test -f "$tmp/explicit/manifest.json" -a "$(stat -c %a "$tmp/explicit")" = 700
 run "$tmp/o" "$BIN" --workdir "$tmp/explicit" init --vm web01 --dst "$tmp/dst" --transport file --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" \
   --vcenter "$(sim_info .url)" --username user --password-file "$tmp/main/pw" --ca-file "$(sim_info .cert_file)"
-check "init refuses a workdir that holds a run" grep -q "already holds a run" "$tmp/o"
+refused "init refuses a workdir that holds a run" 3 "already holds a run"
 
 # ---------------------------------------------------------------- credentials and TLS
 run "$tmp/o" "$BIN" init --vm web01 --dst /tmp/d --workdir-root "$tmp/x" --transport file --datastore-map "LocalDS_0=$tmp" \
@@ -159,7 +171,7 @@ check "untrusted certificate: exit 5" test $? -eq 5
 check "untrusted certificate shows both thumbprints" grep -q "SHA-1 is $(sim_info .thumbprint_sha1) and SHA-256 $(sim_info .thumbprint_sha256)" "$tmp/o"
 run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport file --datastore-map "LocalDS_0=$tmp" \
   --vcenter "$url" --username user --password-file "$tmp/main/pw" --ca-file "$(jq -r .cert_file "$AUTH")"
-check "wrong CA: exit 5" test $? -eq 5
+refused "wrong CA" 5 "TLS certificate not trusted"
 for alg in sha1 sha256; do
   run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport file \
     --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" --vcenter "$url" --username user \
@@ -177,12 +189,18 @@ WI=$("$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport
     --password-file "$tmp/main/pw" --insecure 2>/dev/null)
 check "--insecure connects" test -f "$WI/manifest.json"
 check "--insecure leaves a warning event" jq_true -s 'map(select(.event == "tls.insecure" and .level == "warn")) | length == 1' "$WI/events.log"
-run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --vcenter "$url" --username user --password-file "$tmp/main/pw" --insecure --thumbprint AA
-check "--insecure with --thumbprint: usage" test $? -eq 2
+run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport file --datastore-map "LocalDS_0=$tmp" \
+  --vcenter "$url" --username user --password-file "$tmp/main/pw" --insecure --thumbprint AA
+refused "--insecure with --thumbprint: usage" 2 "--insecure and --thumbprint conflict"
 run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --transport file --datastore-map "LocalDS_0=$tmp" --vcenter "user:pw@host" --username u --password-file "$tmp/main/pw"
-check "credentials in the URL refused" grep -q "must not carry credentials" "$tmp/o"
-run "$tmp/o" "$BIN" init --vm web01 --dst /tmp/d --password pw
-check "no --password flag: a password never goes in argv" test $? -eq 2
+refused "credentials in the URL refused" 2 "must not carry credentials"
+# Everything else on this command line is right: only --password is wrong,
+# and the value given to it is neither used nor repeated anywhere.
+run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport file \
+  --datastore-map "LocalDS_0=$(sim_info '.datastores.LocalDS_0')" --vcenter "$url" --username user \
+  --ca-file "$(sim_info .cert_file)" --password V2kArgvSecret
+refused "no --password flag: a password never goes in argv" 2 "unknown option"
+check "... and the value given is not repeated" bash -c "! grep -q V2kArgvSecret '$tmp/o'"
 
 # ---------------------------------------------------------------- cbt and snapshots
 SIM_INFO=$MAIN
@@ -196,9 +214,9 @@ v2k --workdir "$W" cbt status --json >"$tmp/o"
 check "cbt status is live" jq_true '.enabled == true and (.disks | length) == 3 and (.disks[0].change_id | test("^52 .*/1$"))' "$tmp/o"
 
 run "$tmp/o" v2k --workdir "$W" snapshot incr
-check "snapshot incr refused before base sync" grep -q "refused until the base sync has completed" "$tmp/o"
+refused "snapshot incr refused before base sync" 2 "snapshot incr is refused until the base sync has completed"
 run "$tmp/o" v2k --workdir "$W" snapshot final
-check "snapshot final refused before base sync" test $? -eq 2
+refused "snapshot final refused before base sync" 2 "snapshot final is refused until the base sync has completed"
 check "a refusal does not mark the run failed" jq_true '.last_error == null' "$W/manifest.json"
 
 sim_fill web01 2000 0 100000 7
@@ -213,7 +231,7 @@ check "exactly one snapshot on vCenter" test "$(sim_snapshot_names web01 | grep 
 check "snapshot recorded with changeIds and backings" jq_true '(.snapshots | length) == 1 and (.snapshots[0].disks | length) == 3 and (.snapshots[0].disks[0].change_id | test("^52 .*/1$")) and (.snapshots[0].disks[0].file_name | test("^\\[LocalDS_0\\] web01/"))' "$W/manifest.json"
 check "snapshot name" jq_true '.snapshots[0].name == "ablestack-v2k-\(.run.id)-base-1"' "$W/manifest.json"
 run "$tmp/o" v2k --workdir "$W" snapshot base
-check "a second base snapshot is refused until synced" grep -q "has not been synced yet" "$tmp/o"
+refused "a second base snapshot is refused until synced" 2 "has not been synced yet"
 
 v2k --workdir "$W" cbt areas --snapshot base --disk scsi0:0 --json >"$tmp/o"
 check "cbt areas '*' gives the allocated areas" jq_true '.since == "*" and .areas == [{"start":0,"length":131072}] and .bytes == 131072' "$tmp/o"
@@ -221,23 +239,30 @@ v2k --workdir "$W" cbt areas --snapshot base --disk sata0:0 >"$tmp/o"
 check "cbt areas on a thick disk covers it all" grep -q "^0 8388608$" "$tmp/o"
 check "cbt areas prints totals" grep -q "^# disk sata0:0 at snapshot-.* since \*: 1 areas, 8388608 bytes" "$tmp/o"
 run "$tmp/o" v2k --workdir "$W" cbt areas --snapshot incr --disk scsi0:0
-check "cbt areas without such a snapshot" grep -q "has no incr snapshot" "$tmp/o"
+refused "cbt areas without such a snapshot" 2 "has no incr snapshot"
 run "$tmp/o" v2k --workdir "$W" cbt areas --snapshot base --disk scsi7:7
-check "cbt areas with an unknown disk" grep -q "needs --disk ID" "$tmp/o"
+refused "cbt areas with an unknown disk" 2 "needs --disk ID"
 
 # Identity: a workdir is bound to its vCenter and VM.
 SIM_INFO=$AUTH
 run "$tmp/o" "$BIN" --workdir "$W" cbt status --vcenter "$(sim_info .url)" --username admin --password-file "$tmp/auth/pw" --ca-file "$(sim_info .cert_file)"
-check "another vCenter's VM is refused" grep -qE "is not the VM of this workdir|no longer exists|not the vCenter" "$tmp/o"
+# The simulators share one vCenter instance UUID, so the workdir's VM is
+# looked up there and not found (exit 6); a VM that were found under the
+# same moref would be refused by its instance UUID (exit 2).
+check "another vCenter's VM is refused (exit $rc)" \
+  bash -c '{ [ "$1" -eq 6 ] && grep -q "of this workdir no longer exists on" "$2"; } ||
+           { [ "$1" -eq 2 ] && grep -qE "is not the (VM|vCenter) of this workdir" "$2"; }' _ "$rc" "$tmp/o"
 SIM_INFO=$MAIN
 
-# The lock: a second command is refused while one runs.
-flock -x "$W/.lock" sleep 5 &
+# The lock: a second command is refused while one runs. The holder takes
+# the lock, says so, and keeps it until told to let go: no sleeps to race.
+flock -x "$W/.lock" bash -c 'touch "$1.held"; while [ ! -e "$1.release" ]; do sleep 0.1; done' _ "$tmp/lock" &
 holder=$!
-sleep 0.3
+for _ in $(seq 300); do [ -e "$tmp/lock.held" ] && break; sleep 0.1; done
+check "the lock holder holds the lock" bash -c "! flock -n '$W/.lock' true"
 run "$tmp/o" v2k --workdir "$W" cbt enable
-check "locked workdir: exit 4" test $? -eq 4
-pkill -P "$holder" 2>/dev/null; kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+refused "locked workdir" 4 "is in use by another ablestack_v2k process"
+touch "$tmp/lock.release"; wait "$holder"
 
 # A CBT reset (a new epoch) is detected and fails closed.
 SIM_INFO=$MAIN
@@ -245,13 +270,14 @@ base_id=$(jq -r '.snapshots[0].disks[0].change_id' "$W/manifest.json")
 sim_set_cbt web01 false
 sim_set_cbt web01 true
 W6=$(init_vm snapped)
-v2k --workdir "$W6" cbt enable >/dev/null 2>&1
-v2k --workdir "$W6" snapshot base >/dev/null 2>&1
+check "snapped: init, cbt enable, snapshot base" \
+  bash -c "$(declare -f v2k sim_info); SIM_INFO='$SIM_INFO' BIN='$BIN'; test -n '$W6' && v2k --workdir '$W6' cbt enable >/dev/null 2>&1 && v2k --workdir '$W6' snapshot base >/dev/null 2>&1"
 sid=$(jq -r '.snapshots[0].disks[0].change_id' "$W6/manifest.json")
 sim_set_cbt snapped false
 sim_set_cbt snapped true
 jq '.disks[].base.state = "done"' "$W6/manifest.json" >"$tmp/m" && cp "$tmp/m" "$W6/manifest.json"
-v2k --workdir "$W6" snapshot incr >/dev/null 2>&1
+run "$tmp/o" v2k --workdir "$W6" snapshot incr
+check "snapped: snapshot incr after the CBT reset" test $? -eq 0
 run "$tmp/o" v2k --workdir "$W6" cbt areas --snapshot incr --disk scsi0:0 --since "$sid"
 check "CBT reset (epoch differs): exit 7" test $? -eq 7
 check "CBT reset (epoch differs): recovery hint" grep -q "another tracking epoch.*'cbt reset', then 'sync base --full'" "$tmp/o"
@@ -259,9 +285,12 @@ newid=$(jq -r '.snapshots[1].disks[0].change_id' "$W6/manifest.json")
 run "$tmp/o" v2k --workdir "$W6" cbt areas --snapshot incr --disk scsi0:0 --since "${newid%/*}/99"
 check "changeId rejected by vSphere: exit 7" test $? -eq 7
 check "changeId rejected by vSphere: recovery hint" grep -q "rejected changeId .*was reset.*'cbt reset', then 'sync base --full'" "$tmp/o"
-jq '.disks[].incr.state = "running"' "$W6/manifest.json" >"$tmp/m" && cp "$tmp/m" "$W6/manifest.json"
+# A committed changeId (as a finished base sync leaves) and an unfinished incr.
+jq --arg c "$sid" '.disks[].incr.state = "running" | .disks[].cbt.change_id = $c' "$W6/manifest.json" >"$tmp/m" &&
+  cp "$tmp/m" "$W6/manifest.json"
+check "snapped: a committed changeId before the reset" jq_true '[.disks[].cbt.change_id] == [$c]' --arg c "$sid" "$W6/manifest.json"
 run "$tmp/o" v2k --workdir "$W6" cbt reset
-check "cbt reset refused while a sync is unfinished" grep -q "unfinished" "$tmp/o"
+refused "cbt reset refused while a sync is unfinished" 2 "a sync of this run is unfinished"
 run "$tmp/o" v2k --workdir "$W6" cbt reset --force
 check "cbt reset --force works" test $? -eq 0
 check "cbt reset clears committed changeIds" jq_true '[.disks[].cbt.change_id] == [null]' "$W6/manifest.json"
@@ -269,7 +298,7 @@ check "cbt reset clears committed changeIds" jq_true '[.disks[].cbt.change_id] =
 # The power state guards the final snapshot; existing snapshots are reported.
 jq '.disks[].base.state = "done" | .disks[].base.snapshot = .snapshots[0].moref' "$W/manifest.json" >"$tmp/m" && cp "$tmp/m" "$W/manifest.json"
 run "$tmp/o" v2k --workdir "$W" snapshot final
-check "snapshot final refused while powered on" grep -q "snapshot final needs VM web01 powered off (it is poweredOn)" "$tmp/o"
+refused "snapshot final refused while powered on" 2 "snapshot final needs VM web01 powered off (it is poweredOn)"
 moref=$(jq -r '.vms[] | select(.name == "snapped") | .moref' "$SIM_INFO")
 sim_soap "<CreateSnapshot_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$moref</_this><name>before migration</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>" >/dev/null
 WS=$(init_vm snapped 2>"$tmp/err")
@@ -281,7 +310,7 @@ start paged --max-objects 1 --vm p1 --folder f1 --disk scsi:4M --vm p2 --folder 
 WPG=$(init_vm p2)
 check "RetrievePropertiesEx continuation pages are followed" jq_true '.source.vm.inventory_path == "DC0/vm/f2/p2"' "$WPG/manifest.json"
 run "$tmp/o" init_vm p1
-check "ambiguity found across continuation pages" grep -q "2 VMs are named 'p1'" "$tmp/o"
+refused "ambiguity found across continuation pages" 2 "2 VMs are named 'p1'"
 
 # ---------------------------------------------------------------- session expiry
 start expiry --expire-session-calls 4 --vm e1 --disk scsi:4M --disk sata:4M --power on
@@ -294,12 +323,15 @@ check "snapshot re-logs in after expiry" test $? -eq 0
 check "one snapshot despite the re-login" test "$(sim_snapshot_names e1 | grep -c ablestack-v2k)" -eq 1
 
 # ---------------------------------------------------------------- faults and timeouts
-start faults --fault RetrievePropertiesEx:3:http503 --fault CreateSnapshot_Task:1:hang \
+# --trace: the simulator logs each fault it injects, so a check can tell a
+# retried fault from one that never fired.
+start faults --trace --fault RetrievePropertiesEx:3:http503 --fault CreateSnapshot_Task:1:hang \
   --fault ReconfigVM_Task:1:http503 --vm f1 --disk scsi:4M
 WF=$(init_vm f1 2>"$tmp/o")
-check "a read-only call is retried after HTTP 503" test -f "$WF/manifest.json"
+check "a read-only call is retried after HTTP 503" \
+  bash -c "test -f '$WF/manifest.json' && grep -q 'injecting http503 into call 3 of RetrievePropertiesEx' '$tmp/faults/vcsim.log'"
 run "$tmp/o" v2k --workdir "$WF" cbt enable
-check "a state-changing call is not repeated after HTTP 503" grep -q "ReconfigVM_Task: .* answered HTTP 503" "$tmp/o"
+refused "a state-changing call is not repeated after HTTP 503" 6 "ReconfigVM_Task: .* answered HTTP 503"
 check "a failed step is recorded as the last error" jq_true '.last_error.phase == "cbt" and .phases.cbt.state == "failed"' "$WF/manifest.json"
 check "a failed step leaves an error event" jq_true -s 'map(select(.event == "cbt enable.failed" and .level == "error")) | length == 1' "$WF/events.log"
 "$BIN" --workdir "$WF" status --json >"$tmp/s"
