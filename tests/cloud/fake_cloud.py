@@ -10,7 +10,9 @@ the root stays DATADISK after deploy; updateVolume without path clears it
 (and start then fails); locked or backed disks and sizes out of range are
 refused. Fault switches fail the Nth call of a command, replace a MAC on
 deploy, leave a job pending forever, answer 503 once, or drop the connection
-after a job was accepted. Every request is logged as JSON lines.
+after a job was accepted. Every request is logged as JSON lines, with its
+outcome: "ok", "error CODE", "unsigned" (refused signature), "http503" or
+"dropped" (the injected faults), so a test can tell that a fault fired.
 
   fake_cloud.py --info FILE --pool-dir DIR [--alg sha256|sha1|sha512]
                 [--flavour mold|upstream] [--pending N] [--fail CMD:N[:CODE[:TEXT]]]
@@ -499,15 +501,20 @@ class H(http.server.BaseHTTPRequestHandler):
         key = cmd.lower() + 'response'
         with LOCK:
             CALLS[cmd] = CALLS.get(cmd, 0) + 1
-            if args.log:
-                shown = {k: v for k, v in p.items() if k not in ('signature', 'apiKey', 'apikey', 'expires')}
-                with open(args.log, 'a') as f:
-                    f.write(json.dumps({'command': cmd, 'method': method, 'params': shown, 'n': CALLS[cmd]}) + '\n')
+            shown = {k: v for k, v in p.items() if k not in ('signature', 'apiKey', 'apikey', 'expires')}
+
+            def log(outcome):
+                if args.log:
+                    with open(args.log, 'a') as f:
+                        f.write(json.dumps({'command': cmd, 'method': method, 'params': shown, 'n': CALLS[cmd],
+                                            'outcome': outcome}) + '\n')
             if not verify_signature(p) or p.get('apiKey', p.get('apikey')) != APIKEY:
+                log('unsigned')
                 return self.reply(401, {key: {'uuidList': [], 'errorcode': 401,
                                               'errortext': 'unable to verify user credentials and/or request signature'}})
             if cmd == args.http503_once and cmd not in ONCE:
                 ONCE.add(cmd)
+                log('http503')
                 self.send_response(503)
                 self.send_header('Content-Length', '0')
                 self.end_headers()
@@ -516,13 +523,19 @@ class H(http.server.BaseHTTPRequestHandler):
                 should_fail(cmd)
                 r = dispatch(p)
             except ApiError as e:
+                log('error %d' % e.status)
                 return self.reply(e.status, {key: {'uuidList': [], 'errorcode': e.status, 'cserrorcode': e.cs,
                                                    'errortext': e.text}}, e.text)
+            except Exception:
+                log('server bug')
+                raise
             if cmd == args.drop_after_accept and cmd + '#drop' not in ONCE:
                 ONCE.add(cmd + '#drop')
+                log('dropped')
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+            log('ok')
         return self.reply(200, {key: r})
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

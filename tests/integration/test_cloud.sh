@@ -77,11 +77,13 @@ check "updateVolume makes the root ROOT and passes its path" \
   test "$(jq -c 'select(.command == "updateVolume") | [.params.type, .params.path]' "$CLOUD_LOG")" = '["ROOT","reg-disk0.qcow2"]'
 check "every change is a POST" bash -c "! jq -r 'select(.method != \"POST\") | .command' '$CLOUD_LOG' | grep -q ."
 check "no key or signature in the manifest or events" \
-  bash -c "! grep -rqF -e '$(cloud_info .secretkey)' -e '$(cloud_info .apikey)' '$W'"
+  bash -c "test -s '$W/manifest.json' && ! grep -rqF -e '$(cloud_info .secretkey)' -e '$(cloud_info .apikey)' '$W'"
 st=$("$BIN" --workdir "$W" status --json)
 check "status shows the cloud VM id, volume ids and step" \
   jqe '.cloud.vm_id != null and .cloud.step == "started" and ([.cloud.volumes[].volume_id] | all(. != null))' <<<"$st"
 out=$(v2k --workdir "$W" cutover "${CL[@]}" --start --json)
+rc=$?
+check "a second cutover succeeds (exit $rc)" test "$rc" -eq 0
 check "a second cutover creates nothing" test "$(calls_of importVolume)/$(calls_of deployVirtualMachineForVolume)" = "5/1"
 
 # ---- killed at every step, then run again ----
@@ -137,33 +139,33 @@ check "upstream: the first NIC's new MAC is a warning" grep -q '"event":"cloud.f
 # ---- preflight refusals create nothing ----
 new_cloud
 P=$(prepare pre)
-refuse() {  # refuse LABEL PATTERN ARGS...
-  local label=$1 pat=$2 rc
-  shift 2
+refuse() {  # refuse LABEL EXIT PATTERN ARGS...: exit EXIT (2: the command line, 12: the cloud's answers)
+  local label=$1 want=$2 pat=$3 rc
+  shift 3
   : >"$CLOUD_LOG"
   out=$(v2k --workdir "$P" cutover "$@" 2>&1)
   rc=$?
-  [ "$(grep -cF -- "$pat" <<<"$out")" -gt 0 ] || echo "# $label: $out"
-  check "preflight: $label (exit $rc)" test "$rc" -ne 0 -a "$(grep -cF -- "$pat" <<<"$out")" -gt 0
+  [ "$rc" -eq "$want" ] && [ "$(grep -cF -- "$pat" <<<"$out")" -gt 0 ] || echo "# $label: $out"
+  check "preflight: $label (exit $rc, want $want)" test "$rc" -eq "$want" -a "$(grep -cF -- "$pat" <<<"$out")" -gt 0
   check "preflight: $label creates nothing" test "$(cloud_calls | grep -cE "$mutating")" -eq 0
 }
 base=(--target-provider ablestack-cloud --cloud-cred-file "$tmp/cred" --cloud-zone "$(cloud_info .zone)"
       --cloud-service-offering "$(cloud_info .offer_custom)" --cloud-storage "$(cloud_info .pool_fs)" --convert off)
-refuse "an unmapped network" "need a cloud network: 'VM Network', 'Backup'" "${base[@]}"
-refuse "two NICs on one network" "both map to cloud network" "${base[@]}" \
+refuse "an unmapped network" 2 "need a cloud network: 'VM Network', 'Backup'" "${base[@]}"
+refuse "two NICs on one network" 2 "both map to cloud network" "${base[@]}" \
   --cloud-net-map "VM Network=$(cloud_info '.networks[0]')" --cloud-net-map "Backup=$(cloud_info '.networks[0]')"
-refuse "an unknown zone" "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-zone 00000000-0000-0000-0000-000000000000
-refuse "the RBD pool for file disks" "is a file, but --cloud-storage is a RBD pool" "${CL[@]}" --cloud-storage "$(cloud_info .pool_rbd)"
+refuse "an unknown zone" 2 "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-zone 00000000-0000-0000-0000-000000000000
+refuse "the RBD pool for file disks" 2 "is a file, but --cloud-storage is a RBD pool" "${CL[@]}" --cloud-storage "$(cloud_info .pool_rbd)"
 qemu-nbd -f qcow2 -k "$tmp/hold.sock" "$POOL/pre-disk1.qcow2" >/dev/null 2>&1 &
 holder=$!
 for _ in $(seq 50); do [ -S "$tmp/hold.sock" ] && break; sleep 0.1; done
-refuse "a locked disk" "disk sata0:0 (pre-disk1.qcow2) is locked" "${CL[@]}"
+refuse "a locked disk" 2 "disk sata0:0 (pre-disk1.qcow2) is locked" "${CL[@]}"
 kill $holder; wait $holder 2>/dev/null
 chmod 644 "$tmp/cred"
-refuse "a credential file others can read" "can be read by others" "${CL[@]}"
+refuse "a credential file others can read" 2 "can be read by others" "${CL[@]}"
 chmod 600 "$tmp/cred"
 ( umask 077; printf 'endpoint=%s\napi_key=%s\nsecret_key=wrong\n' "$(cloud_info .url)" "$(cloud_info .apikey)" >"$tmp/badcred" )
-refuse "a wrong secret key" "refused every signature algorithm" "${CL[@]}" --cloud-cred-file "$tmp/badcred"
+refuse "a wrong secret key" 12 "refused every signature algorithm" "${CL[@]}" --cloud-cred-file "$tmp/badcred"
 check "refusals leave the source running" test "$(sim_power_state pre)" = poweredOn
 T=$(v2k init --vm tiny --dst "$POOL" --workdir-root "$tmp/root" --transport file --datastore-map "LocalDS_0=$DS")
 v2k --workdir "$T" cbt enable >/dev/null; v2k --workdir "$T" snapshot base >/dev/null; v2k --workdir "$T" sync base >/dev/null
@@ -177,29 +179,35 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext su
   -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1
 new_cloud --tls "$tmp/tls.crt" "$tmp/tls.key"
 nozone=(--cloud-zone 00000000-0000-0000-0000-000000000000)
-refuse "a certificate not trusted" "certificate" "${CL[@]}"
-refuse "--cloud-ca-file trusts it" "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-ca-file "$tmp/tls.crt" "${nozone[@]}"
-refuse "--cloud-insecure skips verification" "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-insecure "${nozone[@]}"
-check "--cloud-insecure is recorded as a warning event" jq_true -s 'map(select(.event == "tls.insecure")) | length >= 1' "$P/events.log"
+refuse "a certificate not trusted" 12 "SSL peer certificate or SSH remote key was not OK" "${CL[@]}"
+refuse "--cloud-ca-file trusts it" 2 "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-ca-file "$tmp/tls.crt" "${nozone[@]}"
+refuse "--cloud-insecure skips verification" 2 "--cloud-zone: the cloud has no zone" "${CL[@]}" --cloud-insecure "${nozone[@]}"
+check "--cloud-insecure is recorded as a warning event" jq_true -s 'map(select(.event == "tls.insecure" and .level == "warn")) | length >= 1' "$P/events.log"
 mkdir -p "$tmp/elsewhere"
 printf '[site]\nurl = %s\napikey = %s\nsecretkey = %s\n' \
   "$(cloud_info .url)" "$(cloud_info .apikey)" "$(cloud_info .secretkey)" >"$tmp/elsewhere/cmk.conf"
 nocred=("${CL[@]:0:2}" "${CL[@]:4}")   # CL without --cloud-cred-file FILE
-refuse "--cmk-config and --cmk-profile are read" "--cloud-zone: the cloud has no zone" \
+refuse "--cmk-config and --cmk-profile are read" 2 "--cloud-zone: the cloud has no zone" \
   "${nocred[@]}" --cmk-config "$tmp/elsewhere/cmk.conf" --cmk-profile site --cloud-insecure "${nozone[@]}"
-refuse "a --cmk-config that cannot be read" "CloudMonkey configuration $tmp/elsewhere/none cannot be read" \
+refuse "a --cmk-config that cannot be read" 2 "CloudMonkey configuration $tmp/elsewhere/none cannot be read" \
   "${nocred[@]}" --cmk-config "$tmp/elsewhere/none" --cmk-profile site
 
 # ---- transport and jobs: a 503, slow jobs, a dropped reply, a stuck job ----
 new_cloud --http503-once listZones --pending 4 --drop-after-accept importVolume --job-never-ends startVirtualMachine
 S2=$(prepare small)
 out=$(v2k --workdir "$S2" cutover "${CL[@]}" --start --cloud-job-timeout 3 2>&1)
-check "a reply lost after the import was accepted: exit 12, resumable" \
-  grep -q "registration stopped with its state recorded; run the same command again to resume" <<<"$out"
+rc1=$?
+check "a reply lost after the import was accepted: exit 12 ($rc1), resumable" \
+  bash -c '[ "$1" -eq 12 ] && grep -q "registration stopped with its state recorded; run the same command again to resume" <<<"$2"' _ "$rc1" "$out"
+check "... the reply of an accepted importVolume was really dropped" \
+  jq_true -s '[.[] | select(.command == "importVolume" and .outcome == "dropped")] | length == 1' "$CLOUD_LOG"
 check "a lost reply is not rolled back" test "$(cloud_state '.volumes | length')" -eq 1
 out=$(v2k --workdir "$S2" cutover "${CL[@]}" --start --cloud-job-timeout 3 2>&1)
-check "a job that never ends: exit 12 after the timeout" grep -q "did not finish within 3 s" <<<"$out"
-check "a 503 on a read is retried" test "$(calls_of listZones)" -ge 3
+rc2=$?
+check "a job that never ends: exit 12 ($rc2) after the timeout" \
+  bash -c '[ "$1" -eq 12 ] && grep -q "did not finish within 3 s" <<<"$2"' _ "$rc2" "$out"
+check "a 503 on a read is retried: listZones answered 503, then again, answered" \
+  jq_true -s '[.[] | select(.command == "listZones") | .outcome] | (index("http503")) as $i | $i != null and (.[$i + 1:] | index("ok")) != null' "$CLOUD_LOG"
 check "the lost import was found, not imported twice" \
   test "$(cloud_state '.volumes | length')/$(calls_of importVolume)" = "5/5"
 check "slow jobs (4 pending polls each) are waited for" jq_true '.cloud.step == "verified"' "$S2/manifest.json"
@@ -225,7 +233,9 @@ out=$(HOME=$tmp/home "$BIN" --workdir "$W2" register --cloud-zone "$(cloud_info 
       --cloud-net-map "VM Network=$(cloud_info '.networks[0]')" --cloud-net-map "Backup=$(cloud_info '.networks[1]')" --json)
 check "register with a cmk profile: registered" jqe '.ok and .step == "verified"' <<<"$out"
 check "a fixed offering gets no sizing details" \
-  bash -c "! jq -r 'select(.command == \"deployVirtualMachineForVolume\") | .params | keys[]' '$CLOUD_LOG' | grep -q 'details\\[0\\]\\.\\(cpuNumber\\|memory\\|cpuSpeed\\)'"
+  jq_true -s --arg o "$(cloud_info .offer_fixed)" '[.[] | select(.command == "deployVirtualMachineForVolume")] |
+    length == 1 and .[0].params.serviceofferingid == $o and
+    ([.[0].params | keys[] | select(test("^details\\[0\\]\\.(cpuNumber|memory|cpuSpeed)$"; "i"))] | length == 0)' "$CLOUD_LOG"
 check "register after run: the volumes are the migrated targets" sim_same_disks run "$POOL"/run-disk{0,1,2,3,4}.qcow2
 
 # ---- the whole migration: run --target-provider ablestack-cloud ----
