@@ -9,8 +9,8 @@
 # One line per mutant, then "killed K/T" naming the survivors. Exit status 1
 # if a mutant survived (unless the list marks it equivalent, with a reason),
 # was stillborn (did not build), did not apply, or names a suite that fails on
-# the unmutated tree (the baseline; such mutants are not run, since a kill
-# would mean nothing). Logs: MUTATE_DIR/logs (kept when something failed).
+# the unmutated tree and no other of its suites kills it (the baseline: a
+# suite that fails without the mutant cannot judge it). Logs: MUTATE_DIR/logs (kept when something failed).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -81,13 +81,12 @@ total=0 killed=0 survived=() equivalent=() stillborn=() broken=()
 while IFS=$'\t' read -r -u 3 id file msuites equiv; do
   total=$((total + 1))
   log=$work/logs/$id.log
-  skip=
-  for s in $msuites; do [[ $bad_baseline == *" $s "* ]] && skip=$s; done
-  if [ -n "$skip" ]; then
-    echo "NOT RUN   $id: $skip fails without the mutant"
-    broken+=("$id")
-    continue
-  fi
+  # Suites that fail without the mutant cannot judge it: the others run.
+  skipped=
+  runnable=
+  for s in $msuites; do
+    if [[ $bad_baseline == *" $s "* ]]; then skipped+="$s "; else runnable+="$s "; fi
+  done
   cp "$src/$file" "$work/original"
   if ! tool apply "$src" "$id" 2>"$log"; then
     echo "ERROR     $id: $(cat "$log")"
@@ -101,7 +100,7 @@ while IFS=$'\t' read -r -u 3 id file msuites equiv; do
     stillborn+=("$id")
   else
     by=
-    for s in $msuites; do
+    for s in $runnable; do
       slog=$work/logs/$id-${s//\//_}.log
       run_suite "$s" "$slog"
       case $? in
@@ -121,6 +120,9 @@ while IFS=$'\t' read -r -u 3 id file msuites equiv; do
       else
         echo "KILLED    $id by $by: ${first:-exit status}"
       fi
+    elif [ -n "$skipped" ]; then
+      echo "NOT RUN   $id: not killed by '${runnable% }', and ${skipped% } fails without the mutant"
+      broken+=("$id")
     elif [ -n "$equiv" ]; then
       echo "SURVIVED  $id (equivalent: $equiv)"
       equivalent+=("$id")

@@ -499,7 +499,8 @@ test_copy_source_zeros (void **state)
   for (int fresh = 0; fresh <= 1; fresh++) {
     struct fake *s = standard_source (), *d = fake_new (4 * M, fresh ? 0 : 0xEE);
     s->answers_zeros = true;
-    v2k_extents_add (&s->promised, 2 * M, 512 * K);
+    /* Not aligned to the requests: a data request must stop where it starts. */
+    v2k_extents_add (&s->promised, 2 * M + 4096, 512 * K - 4096);
     v2k_extents a = empty_vector;
     areas_of (&a, std_areas, 4);
     struct v2k_copy_opts o = opts (64 * K, 256 * K);
@@ -509,13 +510,14 @@ test_copy_source_zeros (void **state)
     struct v2k_error err = { 0 };
     assert_int_equal (v2k_copy (&s->ep, &d->ep, &a, &o, &st, &err), 0);
     assert_copied (s, d->data, &a, fresh ? 0 : 0xEE);
-    assert_int_equal (st.bytes_unread, 512 * K);
+    assert_int_equal (st.bytes_unread, 512 * K - 4096);
     for (size_t i = 0; i < s->nlog; i++)         /* no read of a promised zero */
-      assert_true (s->log[i].off + (int64_t) s->log[i].len <= 2 * M || s->log[i].off >= 2 * M + 512 * K);
+      if (s->log[i].off + (int64_t) s->log[i].len > 2 * M + 4096 && s->log[i].off < 2 * M + 512 * K)
+        fail_msg ("read [%lld, +%zu) of zeros the source promised", (long long) s->log[i].off, s->log[i].len);
     if (fresh)
-      assert_true (st.bytes_skipped >= 512 * K);
+      assert_true (st.bytes_skipped >= 512 * K - 4096);
     else
-      assert_true (st.bytes_zeroed >= 512 * K);
+      assert_true (st.bytes_zeroed >= 512 * K - 4096);
     v2k_extents_reset (&a);
     fake_free (s);
     fake_free (d);
