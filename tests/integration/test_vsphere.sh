@@ -313,13 +313,21 @@ run "$tmp/o" init_vm p1
 refused "ambiguity found across continuation pages" 2 "2 VMs are named 'p1'"
 
 # ---------------------------------------------------------------- session expiry
-start expiry --expire-session-calls 4 --vm e1 --disk scsi:4M --disk sata:4M --power on
+# --trace: the simulator logs each request, so the logins can be counted
+# (one per command when sessions do not expire).
+start expiry --trace --expire-session-calls 4 --vm e1 --disk scsi:4M --disk sata:4M --power on
+logins() { grep -c '<Login ' "$tmp/expiry/vcsim.log"; }
 WE=$(init_vm e1 2>"$tmp/o")
-check "init survives sessions that expire mid-command" test -f "$WE/manifest.json"
+n0=$(logins)
+check "init survives sessions that expire mid-command (logins: $n0)" test -f "$WE/manifest.json" -a "$n0" -ge 2
 run "$tmp/o" v2k --workdir "$WE" cbt enable
-check "cbt enable re-logs in once after expiry" test $? -eq 0
+rc=$?
+n1=$(logins)
+check "cbt enable re-logs in once after expiry (exit $rc, logins: $((n1 - n0)))" test "$rc" -eq 0 -a $((n1 - n0)) -eq 2
 run "$tmp/o" v2k --workdir "$WE" snapshot base
-check "snapshot re-logs in after expiry" test $? -eq 0
+rc=$?
+n2=$(logins)
+check "snapshot re-logs in after expiry (exit $rc, logins: $((n2 - n1)))" test "$rc" -eq 0 -a $((n2 - n1)) -ge 2
 check "one snapshot despite the re-login" test "$(sim_snapshot_names e1 | grep -c ablestack-v2k)" -eq 1
 
 # ---------------------------------------------------------------- faults and timeouts
