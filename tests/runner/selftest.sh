@@ -119,6 +119,12 @@ check "V2K_SKIP_GUEST=1: the guest suite is a skip" test "$out" = "0 0 1"
 out=$( passed=0 failed=0 skipped=0; logdir=$tmp BUILD=$tmp/nobuild V2K_SKIP_GUEST=1 V2K_STRICT=1
        run_guest "$tmp/nobuild" >/dev/null; echo "$passed $failed $skipped" )
 check "strict: V2K_SKIP_GUEST=1 is a failure" test "$out" = "0 1 0"
+# Every shell suite ends with tap_done, so that one which stops early has no
+# plan; the runner finds every suite it runs by these globs.
+for t in tests/integration/test_*.sh tests/security/test_*.sh tests/input/test_*.sh \
+         tests/faults/test_*.sh tests/guest/test_*.sh; do
+  check "$t ends with tap_done" test "$(grep -v '^[[:space:]]*$' "$t" | tail -n 1)" = tap_done
+done
 totals 0 0 >/dev/null < <(printf 'ok 1 - a\nok 2 - b # SKIP why\n1..2\n')
 check "the suite line reads: N passed, N failed, N skipped" grep -qx "fake: 1 passed, 0 failed, 1 skipped" "$tmp/out"
 tap_done
