@@ -126,7 +126,7 @@ out=$(v2k --workdir "$W" sync base --request-size 256K 2>&1)
 rc=$?
 n=$(injected)
 check "source: a slow source completes (exit $rc)" test $rc -eq 0
-check "source: ... every read was slowed ($n)" test "$n" -gt 0
+check "source: ... the reads were slowed ($n)" test "$n" -gt 0
 nofault
 finish "source: slow source (50 ms a read, $n reads)" 1
 

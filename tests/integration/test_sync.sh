@@ -63,6 +63,8 @@ same() {
   local w=$1 fmt i key tgt
   fmt=$(jq -r '.target.format' "$w/manifest.json")
   [ "$(jq -r .target.storage "$w/manifest.json")" = block ] && fmt=raw
+  # No disks to compare is no comparison.
+  [ "$(jq '.disks | length' "$w/manifest.json")" -gt 0 ] || { echo "no disks in $w" >&2; return 1; }
   for i in $(seq 0 $(($(jq '.disks | length' "$w/manifest.json") - 1))); do
     key=$(jq -r ".disks[$i].key" "$w/manifest.json")
     tgt=$(jq -r ".disks[$i].target_path" "$w/manifest.json")
