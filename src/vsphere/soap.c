@@ -401,6 +401,128 @@ v2k_soap_call (struct v2k_soap *s, const char *method, const char *this_type,
   return call_once (s, method, this_type, this_moref, params, mutating, doc, resp, err);
 }
 
+/* The vim25 versions: the oldest this tool supports (every call it makes
+ * exists there) and the newest it has been checked against. */
+#define VIM_OLDEST "5.5"
+#define VIM_NEWEST "8.0.3.0"
+
+/* Compares dotted version numbers ("6.7" < "6.7.1" < "7.0"). */
+static int
+version_cmp (const char *a, const char *b)
+{
+  for (;;) {
+    char *ea, *eb;
+    unsigned long x = strtoul (a, &ea, 10), y = strtoul (b, &eb, 10);
+    if (x != y)
+      return x < y ? -1 : 1;
+    bool more_a = *ea == '.', more_b = *eb == '.';
+    if (!more_a && !more_b)
+      return 0;
+    a = more_a ? ea + 1 : ea;   /* an ended version reads as .0 */
+    b = more_b ? eb + 1 : eb;
+  }
+}
+
+static bool
+version_valid (const char *v)
+{
+  if (!v || !*v || strlen (v) > 16)
+    return false;
+  for (const char *c = v; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c == '.' && c != v && c[1] && c[1] != '.')))
+      return false;
+  return true;
+}
+
+/* The version to speak with a server whose newest is SERVER: its own,
+ * capped at ours. */
+static int
+set_version (struct v2k_soap *s, const char *server, struct v2k_error *err)
+{
+  if (version_cmp (server, VIM_OLDEST) < 0) {
+    v2k_error_set (err, V2K_EXIT_VSPHERE, "%s speaks vSphere API %s; this tool needs %s or newer",
+                   s->sdk_url, server, VIM_OLDEST);
+    return -1;
+  }
+  const char *use = version_cmp (server, VIM_NEWEST) > 0 ? VIM_NEWEST : server;
+  free (s->soap_action);
+  if (asprintf (&s->soap_action, "urn:vim25/%s", use) < 0) {
+    s->soap_action = NULL;
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* The newest urn:vim25 version in a vimServiceVersions.xml, or NULL. */
+static char *
+served_version (xmlDoc *doc)
+{
+  xmlNode *root = xmlDocGetRootElement (doc);
+  if (!root || strcmp ((const char *) root->name, "namespaces") != 0)
+    return NULL;
+  for (xmlNode *ns = root->children; ns; ns = ns->next) {
+    if (ns->type != XML_ELEMENT_NODE || strcmp ((const char *) ns->name, "namespace") != 0)
+      continue;
+    char *name = NULL, *version = NULL;
+    for (xmlNode *c = ns->children; c; c = c->next) {
+      if (c->type != XML_ELEMENT_NODE)
+        continue;
+      if (strcmp ((const char *) c->name, "name") == 0 && !name)
+        name = (char *) xmlNodeGetContent (c);
+      else if (strcmp ((const char *) c->name, "version") == 0 && !version)
+        version = (char *) xmlNodeGetContent (c);
+    }
+    bool vim = name && strcmp (name, "urn:vim25") == 0;
+    xmlFree (name);
+    if (vim && version_valid (version)) {
+      char *v = strdup (version);
+      xmlFree (version);
+      return v;
+    }
+    xmlFree (version);
+  }
+  return NULL;
+}
+
+/* Before the first versioned call, as pyVmomi does: the server lists what
+ * it speaks in /sdk/vimServiceVersions.xml, and an ESXi or vCenter refuses
+ * a SOAPAction newer than its own. Without that file the oldest supported
+ * version goes out, which every supported server accepts; the
+ * ServiceContent's apiVersion then decides. */
+static int
+negotiate_version (struct v2k_soap *s, struct v2k_error *err)
+{
+  CLEANUP_FREE char *url = NULL;
+  if (asprintf (&url, "%s/vimServiceVersions.xml", s->sdk_url) < 0) {
+    v2k_error_set (err, V2K_EXIT_INTERNAL, "out of memory");
+    return -1;
+  }
+  sb_free (&s->body);
+  s->body_too_large = false;
+  curl_easy_setopt (s->curl, CURLOPT_URL, url);
+  curl_easy_setopt (s->curl, CURLOPT_HTTPGET, 1L);
+  CURLcode rc = curl_easy_perform (s->curl);
+  curl_easy_setopt (s->curl, CURLOPT_URL, s->sdk_url);
+  long code = 0;
+  if (rc == CURLE_OK)
+    curl_easy_getinfo (s->curl, CURLINFO_RESPONSE_CODE, &code);
+  CLEANUP_FREE char *served = NULL;
+  if (code == 200 && s->body.len > 0) {
+    struct v2k_error ignored = { 0 };
+    xmlDoc *doc = v2k_xml_parse (s->body.s, s->body.len, &ignored);
+    if (doc) {
+      served = served_version (doc);
+      xmlFreeDoc (doc);
+    }
+  }
+  sb_free (&s->body);
+  if (v2k_debug_on ())
+    v2k_debug ("vSphere: %s/vimServiceVersions.xml: %s", s->sdk_url,
+               served ? served : "not served; starting with " VIM_OLDEST);
+  return set_version (s, served ? served : VIM_OLDEST, err);
+}
+
 static int
 read_service_content (struct v2k_soap *s, struct v2k_error *err)
 {
@@ -429,10 +551,11 @@ read_service_content (struct v2k_soap *s, struct v2k_error *err)
                    "or about.apiVersion; is this a vSphere SDK endpoint?", s->sdk_url);
     return -1;
   }
-  free (s->soap_action);
-  if (asprintf (&s->soap_action, "urn:vim25/%s", c->about_api_version) < 0)
-    s->soap_action = NULL;
-  return 0;
+  if (!version_valid (c->about_api_version)) {
+    v2k_error_set (err, V2K_EXIT_VSPHERE, "%s: about.apiVersion is not a version", s->sdk_url);
+    return -1;
+  }
+  return set_version (s, c->about_api_version, err);
 }
 
 static int
@@ -497,7 +620,7 @@ v2k_soap_connect (const struct v2k_vsphere_opts *opts, struct v2k_error *err)
     return NULL;
   }
   s->opts = *opts;
-  s->soap_action = strdup ("urn:vim25/6.5");
+  s->soap_action = strdup ("urn:vim25/" VIM_OLDEST);
   if (!(s->sdk_url = v2k_vsphere_sdk_url (opts->url, err)))
     goto fail;
   if (opts->thumbprint && *opts->thumbprint &&
@@ -536,7 +659,8 @@ v2k_soap_connect (const struct v2k_vsphere_opts *opts, struct v2k_error *err)
       curl_easy_setopt (c, CURLOPT_CAINFO, opts->ca_file);
     }
   }
-  if (read_service_content (s, err) == -1 || soap_login (s, err) == -1)
+  if (negotiate_version (s, err) == -1 || read_service_content (s, err) == -1 ||
+      soap_login (s, err) == -1)
     goto fail;
   return s;
 

@@ -62,6 +62,8 @@ type config struct {
 	expireCalls   int
 	trace         bool
 	certExpired   bool
+	apiVersion    string // the vim25 version it speaks: 5.5 to 8.0
+	noVersions    bool   // no /sdk/vimServiceVersions.xml (404)
 	corrupt       []corruptSpec
 	maxObjects    int
 	vms           []*vmSpec
@@ -184,7 +186,8 @@ func parseFault(s string) (faultSpec, error) {
 }
 
 func parseArgs(args []string) (*config, error) {
-	c := &config{listen: "127.0.0.1:0", model: "vpx", maxAreas: 2000, blockSize: 64 << 10}
+	c := &config{listen: "127.0.0.1:0", model: "vpx", maxAreas: 2000, blockSize: 64 << 10,
+		apiVersion: "8.0"}
 	var cur *vmSpec
 	needVM := func(flag string) (*vmSpec, error) {
 		if cur == nil {
@@ -273,6 +276,12 @@ func parseArgs(args []string) (*config, error) {
 			c.trace = true
 		case "--cert-expired":
 			c.certExpired = true
+		case "--no-service-versions":
+			c.noVersions = true
+		case "--api-version":
+			if c.apiVersion, err = val(); err == nil && apiVersions[c.apiVersion] == nil {
+				err = fmt.Errorf("--api-version: one of 5.5, 6.0, 6.5, 6.7, 7.0, 8.0")
+			}
 		case "--vm":
 			if s, err = val(); err == nil {
 				cur = newVM(s)
@@ -386,4 +395,38 @@ func (vm *vmSpec) set(flag, s string) error {
 		return err
 	}
 	return nil
+}
+
+// apiVersions: what each simulated release reports (about.version, fullName)
+// and the older versions it also speaks, as its vimServiceVersions.xml lists.
+var apiVersions = map[string]*apiRelease{
+	"5.5": {"5.5.0", []string{"5.1", "5.0", "4.1", "4.0"}},
+	"6.0": {"6.0.0", []string{"5.5", "5.1", "5.0", "4.1", "4.0"}},
+	"6.5": {"6.5.0", []string{"6.0", "5.5", "5.1", "5.0"}},
+	"6.7": {"6.7.0", []string{"6.5", "6.0", "5.5", "5.1", "5.0"}},
+	"7.0": {"7.0.0", []string{"6.7.3", "6.7", "6.5", "6.0", "5.5"}},
+	"8.0": {"8.0.0", []string{"7.0.3.0", "7.0", "6.7.3", "6.7", "6.5", "6.0", "5.5"}},
+}
+
+type apiRelease struct {
+	version string
+	prior   []string
+}
+
+// versionNewer tells whether dotted version a is newer than b.
+func versionNewer(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(pa) || i < len(pb); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x > y
+		}
+	}
+	return false
 }

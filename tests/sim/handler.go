@@ -83,6 +83,17 @@ func fileFault(w http.ResponseWriter, msg, file string) {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sdk/vimServiceVersions.xml") {
+		if f.cfg.noVersions {
+			http.NotFound(w, r)
+		} else {
+			f.serviceVersions(w)
+		}
+		return
+	}
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/sdk") && f.unsupportedVersion(w, r) {
+		return
+	}
 	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/sdk") {
 		f.inner.ServeHTTP(w, r)
 		return
@@ -735,5 +746,40 @@ func (f *front) continueRetrieve(w http.ResponseWriter, token string) bool {
 	}
 	sb.WriteString(`</returnval></ContinueRetrievePropertiesExResponse>`)
 	writeSOAP(w, http.StatusOK, sb.String())
+	return true
+}
+
+// serviceVersions answers /sdk/vimServiceVersions.xml as the simulated
+// release does: its version and the older ones it speaks.
+func (f *front) serviceVersions(w http.ResponseWriter) {
+	var prior strings.Builder
+	for _, v := range apiVersions[f.cfg.apiVersion].prior {
+		fmt.Fprintf(&prior, "   <version>%s</version>\n", v)
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8" ?>
+<namespaces version="1.0">
+ <namespace>
+  <name>urn:vim25</name>
+  <version>%s</version>
+  <priorVersions>
+%s  </priorVersions>
+ </namespace>
+</namespaces>
+`, f.cfg.apiVersion, prior.String())
+}
+
+// unsupportedVersion refuses a SOAPAction newer than the simulated release,
+// with the fault ESXi and vCenter answer.
+func (f *front) unsupportedVersion(w http.ResponseWriter, r *http.Request) bool {
+	action := strings.Trim(r.Header.Get("SOAPAction"), `"`)
+	v := strings.TrimPrefix(action, "urn:vim25/")
+	if v == action || !versionNewer(v, f.cfg.apiVersion) {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	writeSOAP(w, http.StatusInternalServerError, fmt.Sprintf(
+		`<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Request version '%s' and namespace 'urn:vim25' are not supported</faultstring></soapenv:Fault>`,
+		html.EscapeString(action)))
 	return true
 }

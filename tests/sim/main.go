@@ -29,6 +29,9 @@ import (
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
+	"github.com/vmware/govmomi/simulator/vpx"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 type info struct {
@@ -45,6 +48,7 @@ type info struct {
 	VMs              []vmInfo          `json:"vms"`
 	CBTBlockSize     int64             `json:"cbt_block_size"`
 	MaxAreas         int               `json:"max_areas"`
+	APIVersion       string            `json:"api_version"`
 	PID              int               `json:"pid"`
 }
 
@@ -140,6 +144,13 @@ func run(cfg *config) error {
 	}
 	defer os.RemoveAll(certDir)
 
+	rel := apiVersions[cfg.apiVersion]
+	for _, sc := range []*types.ServiceContent{&esx.ServiceContent, &vpx.ServiceContent} {
+		sc.About.ApiVersion = cfg.apiVersion
+		sc.About.Version = rel.version
+	}
+	vpx.ServiceContent.About.FullName = "VMware vCenter Server " + rel.version + " build-0 (simulated)"
+	esx.ServiceContent.About.FullName = "VMware ESXi " + rel.version + " build-0 (simulated)"
 	var model *simulator.Model
 	if cfg.model == "esx" {
 		model = simulator.ESX()
@@ -213,6 +224,7 @@ func run(cfg *config) error {
 		VMs:              inv.vms,
 		CBTBlockSize:     cfg.blockSize,
 		MaxAreas:         cfg.maxAreas,
+		APIVersion:       cfg.apiVersion,
 		PID:              os.Getpid(),
 	}
 	if err := writeInfoAtomically(cfg.infoFile, out); err != nil {
