@@ -168,9 +168,14 @@ chmod 600 "$tmp/cred"
 refuse "a wrong secret key" 12 "refused every signature algorithm" "${CL[@]}" --cloud-cred-file "$tmp/badcred"
 check "refusals leave the source running" test "$(sim_power_state pre)" = poweredOn
 T=$(v2k init --vm tiny --dst "$POOL" --workdir-root "$tmp/root" --transport file --datastore-map "LocalDS_0=$DS")
-v2k --workdir "$T" cbt enable >/dev/null; v2k --workdir "$T" snapshot base >/dev/null; v2k --workdir "$T" sync base >/dev/null
+check "tiny: init, cbt enable, base snapshot and sync" \
+  bash -c "$(declare -f v2k sim_info); SIM_INFO='$SIM_INFO' BIN='$BIN'; test -n '$T' && v2k --workdir '$T' cbt enable >/dev/null && v2k --workdir '$T' snapshot base >/dev/null && v2k --workdir '$T' sync base >/dev/null"
+: >"$CLOUD_LOG"
 out=$(v2k --workdir "$T" cutover "${base[@]}" --cloud-net-map "VM Network=$(cloud_info '.networks[0]')" 2>&1)
-check "preflight: a disk under 1 GiB names the setting" grep -q "outside the cloud's import limits (custom.diskoffering.size.min 1" <<<"$out"
+rc=$?
+check "preflight: a disk under 1 GiB names the setting (exit $rc)" \
+  bash -c '[ "$1" -eq 2 ] && grep -qF -- "$3" <<<"$2"' _ "$rc" "$out" "outside the cloud's import limits (custom.diskoffering.size.min 1"
+check "preflight: a disk under 1 GiB creates nothing" test "$(cloud_calls | grep -cE "$mutating")" -eq 0
 
 # ---- TLS and a CloudMonkey configuration elsewhere ----
 # Each case ends at a refusal that needs the cloud's answers (an unknown
@@ -223,7 +228,9 @@ W2=$(prepare run)
 out=$(HOME=$tmp/home "$BIN" --workdir "$W2" register --preflight-only --cloud-zone "$(cloud_info .zone)" \
       --cloud-service-offering "$(cloud_info .offer_fixed)" --cloud-storage "$(cloud_info .pool_fs)" \
       --cloud-net-map "VM Network=$(cloud_info '.networks[0]')" --cloud-net-map "Backup=$(cloud_info '.networks[1]')" 2>&1)
-check "register before the final sync is refused" grep -q "register needs the final sync done" <<<"$out"
+rc=$?
+check "register before the final sync is refused (exit $rc)" \
+  bash -c '[ "$1" -eq 2 ] && grep -q "register needs the final sync done" <<<"$2"' _ "$rc" "$out"
 out=$(ABLESTACK_V2K_CLOUD_ENDPOINT=$(cloud_info .url) ABLESTACK_V2K_CLOUD_API_KEY=$(cloud_info .apikey) \
       ABLESTACK_V2K_CLOUD_SECRET_KEY=$(cloud_info .secretkey) \
       v2k --workdir "$W2" run "${CL[@]:4}" --target-provider none --incr-interval 0 --json 2>&1)
