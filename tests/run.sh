@@ -149,9 +149,27 @@ go_tap() {
        END { if (rc == 0 && done) print "1.." n + 0 }' rc="$2" "$1"
 }
 
-# timed COMMAND...: COMMAND under the per-suite time limit.
+# timed COMMAND...: COMMAND under the per-suite time limit, stdin /dev/null.
+# timeout(1) runs it in a process group of its own, which the terminal's
+# Ctrl-C does not reach: the runner waits for it in the background, and on
+# INT or TERM sends it TERM (timeout signals the whole group) and stops.
+TIMED_PID=
 timed() {
-  timeout -k 30 "${V2K_SUITE_TIMEOUT:-1800}" "$@"
+  timeout -k 30 "${V2K_SUITE_TIMEOUT:-1800}" "$@" </dev/null &
+  TIMED_PID=$!
+  wait "$TIMED_PID"
+  local rc=$?
+  TIMED_PID=
+  return "$rc"
+}
+
+interrupted() {  # interrupted SIGNAL
+  [ -n "$TIMED_PID" ] && kill -TERM "$TIMED_PID" 2>/dev/null && wait "$TIMED_PID"
+  [ -n "${logdir:-}" ] && rm -rf "$logdir"
+  # fd 3: the runner's stdout (a trap runs with the redirections of the
+  # suite that was running, whose log is gone).
+  echo "interrupted (SIG$1): $passed passed, $failed failed, $skipped skipped so far" >&3
+  exit 130
 }
 
 # The suites. They run from the top of the tree, with BUILD (absolute) the
@@ -192,9 +210,8 @@ run_integration() {  # run_integration BUILD LABEL
 
 run_sim() {
   local log=$logdir/sim.log rc
-  (cd tests/sim && V2K_VCSIM=$BUILD/v2k-vcsim GO111MODULE=off \
-     GOPATH=/usr/share/gocode GOCACHE=$BUILD/gocache \
-     timed go test -count=1 -v . ) >"$log.raw" 2>&1
+  timed env -C tests/sim V2K_VCSIM="$BUILD/v2k-vcsim" GO111MODULE=off \
+    GOPATH=/usr/share/gocode GOCACHE="$BUILD/gocache" go test -count=1 -v . >"$log.raw" 2>&1
   rc=$?
   { go_tap "$log.raw" "$rc"; sed 's/^/# /' "$log.raw"; } >"$log"
   count "simulator (go test)" "$log" "$rc"
@@ -245,6 +262,9 @@ failed=0
 skipped=0
 logdir=$(mktemp -d /tmp/v2k-tests-XXXXXX)
 v2k_strict && echo "strict mode ($(strict_why)): every skip is a failure"
+exec 3>&1
+trap 'interrupted INT' INT
+trap 'interrupted TERM' TERM
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
