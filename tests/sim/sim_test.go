@@ -32,6 +32,8 @@ type sim struct {
 	// The ServiceContent's morefs differ between vCenter and ESXi; request
 	// bodies name the vCenter ones and callWith maps them.
 	refs map[string]string
+	// The SOAPAction of every call: the simulated release's own version.
+	action string
 }
 
 func simBinary(t *testing.T) string {
@@ -50,7 +52,12 @@ func startSim(t *testing.T, args ...string) *sim {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sim{t: t, cmd: cmd, dir: dir}
+	s := &sim{t: t, cmd: cmd, dir: dir, action: "urn:vim25/7.0"}
+	for i, a := range args {
+		if a == "--api-version" && i+1 < len(args) {
+			s.action = "urn:vim25/" + args[i+1]
+		}
+	}
 	t.Cleanup(s.stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -111,7 +118,7 @@ func (s *sim) callWith(c *http.Client, body string) (int, string) {
 	}
 	req, _ := http.NewRequest("POST", s.info.SDK, strings.NewReader(reqHead+body+reqTail))
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", "urn:vim25/7.0")
+	req.Header.Set("SOAPAction", s.action)
 	resp, err := c.Do(req)
 	if err != nil {
 		s.t.Fatalf("SOAP call: %v", err)
@@ -591,4 +598,41 @@ func TestESXModel(t *testing.T) {
 	s.setCBT(s.info.VMs[0].Moref, true)
 	snap := s.snapshot(s.info.VMs[0].Moref, "base")
 	s.queryAll(s.info.VMs[0].Moref, snap, 2000, "*", 4*mib)
+}
+
+// A simulated 6.0 lists its versions as ESXi 6.0 does, reports them in the
+// ServiceContent, and refuses a newer SOAPAction with ESXi's fault.
+func TestAPIVersions(t *testing.T) {
+	s := startSim(t, "--api-version", "6.0")
+	resp, err := s.client.Get(strings.TrimSuffix(s.info.SDK, "/sdk") + "/sdk/vimServiceVersions.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<name>urn:vim25</name>\n  <version>6.0</version>") ||
+		!strings.Contains(string(body), "<version>5.5</version>") || strings.Contains(string(body), "<version>6.5</version>") {
+		t.Fatalf("vimServiceVersions.xml (%d): %s", resp.StatusCode, body)
+	}
+	sc := s.call(`<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>`)
+	if !strings.Contains(sc, "<apiVersion>6.0</apiVersion>") || !strings.Contains(sc, "<version>6.0.0</version>") {
+		t.Fatalf("the ServiceContent does not say 6.0: %s", sc)
+	}
+	s.action = "urn:vim25/6.5"
+	code, out := s.callWith(s.client, `<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>`)
+	if code != 500 || !strings.Contains(out, "Request version 'urn:vim25/6.5' and namespace 'urn:vim25' are not supported") {
+		t.Fatalf("a newer SOAPAction was not refused (%d): %s", code, out)
+	}
+	s.action = "urn:vim25/5.5"
+	s.call(`<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>`)
+
+	n := startSim(t, "--no-service-versions")
+	resp, err = n.client.Get(strings.TrimSuffix(n.info.SDK, "/sdk") + "/sdk/vimServiceVersions.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("--no-service-versions served the file (%d)", resp.StatusCode)
+	}
 }
