@@ -84,8 +84,8 @@ tally() {
 # count SUITE LOG RC: adds the TAP results of LOG (which exited with RC) to
 # the totals and prints the suite's line.
 count() {
-  local suite=$1 log=$2 rc=$3 line p=0 f=0 s=0 dead=0 skips=()
-  local -a fails=() errs=()
+  local suite=$1 log=$2 rc=$3 line p=0 f=0 s=0 dead=0
+  local -a fails=() errs=() skips=()
   while IFS= read -r line; do
     case $line in
       "F "*) fails+=("${line#F }") ;;
