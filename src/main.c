@@ -11,6 +11,7 @@
 #include "config.h"
 #include "cmd/cmd.h"
 #include "state/jsonmap.h"
+#include "util/getopt.h"
 
 struct command {
   const char *name;
@@ -149,7 +150,7 @@ main (int argc, char **argv)
   int c;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "+vqh", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "+vqh", opts)) != -1) {
     switch (c) {
     case 'w': g.workdir = optarg; break;
     case 'j': g.json = true; break;

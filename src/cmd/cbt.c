@@ -12,6 +12,7 @@
 #include "../vsphere/cbt.h"
 #include "../vsphere/propcoll.h"
 #include "../vsphere/snapshot.h"
+#include "../util/getopt.h"
 
 static void
 cbt_help (FILE *out)
@@ -238,7 +239,7 @@ cmd_cbt (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == -1)
       return err->code;

@@ -18,6 +18,7 @@
 #include "../util/fsutil.h"
 #include "../util/spawn.h"
 #include "../transfer/server.h"
+#include "../util/getopt.h"
 
 int
 v2k_step_cleanup (struct v2k_session *s, struct v2k_conn_args *conn, bool keep_snapshots,
@@ -85,7 +86,7 @@ cmd_cleanup (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == -1)
       return err->code;

@@ -11,6 +11,7 @@
 #include "steps.h"
 #include "../kvm/convert.h"
 #include "../util/signals.h"
+#include "../util/getopt.h"
 
 static void
 convert_help (FILE *out)
@@ -46,7 +47,7 @@ cmd_convert (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   bool force = false;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     switch (c) {
     case OPT_ACCEL:
       if (v2k_parse_enum ("--convert-accel", optarg, v2k_convert_accel_names, &accel, err) == -1)

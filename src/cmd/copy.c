@@ -17,6 +17,7 @@
 #include "../util/fsutil.h"
 #include "../util/signals.h"
 #include "../util/units.h"
+#include "../util/getopt.h"
 
 static void
 copy_help (FILE *out)
@@ -118,7 +119,7 @@ cmd_copy (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     switch (c) {
     case OPT_AREAS: areas_file = optarg; break;
     case OPT_REQ:

@@ -28,6 +28,7 @@
 #include "../util/units.h"
 #include "../vsphere/power.h"
 #include "../vsphere/snapshot.h"
+#include "../util/getopt.h"
 
 const char *const v2k_shutdown_names[] = { "guest", "poweroff", "manual", NULL };
 const char *const v2k_provider_names[] = { "libvirt", "ablestack-cloud", "none", NULL };
@@ -653,7 +654,7 @@ cmd_cutover (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int rc = -1, c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == 0)
       handled = v2k_sync_getopt (c, optarg, &so, err);

@@ -20,6 +20,7 @@
 #include "../util/strbuf.h"
 #include "../vsphere/connopts.h"
 #include "../vsphere/inventory.h"
+#include "../util/getopt.h"
 
 static void
 init_help (FILE *out)
@@ -263,7 +264,7 @@ cmd_init (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   v2k_init_opts_init (&io);
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == 0)
       handled = v2k_init_getopt (c, optarg, &io, err);

@@ -12,6 +12,7 @@
 #include "steps.h"
 #include "../util/signals.h"
 #include "../util/units.h"
+#include "../util/getopt.h"
 
 void
 v2k_cloud_opts_init (struct v2k_register_opts *o)
@@ -175,7 +176,7 @@ cmd_register (int argc, char **argv, struct v2k_global *g, struct v2k_error *err
   v2k_cloud_opts_init (&o);
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_cloud_getopt (c, optarg, &o, err);
     if (handled == -1)
       goto done;

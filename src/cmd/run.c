@@ -21,6 +21,7 @@
 #include "../util/fsutil.h"
 #include "../util/signals.h"
 #include "../util/units.h"
+#include "../util/getopt.h"
 
 enum { UNTIL_CUTOVER, UNTIL_READY };
 
@@ -374,7 +375,7 @@ cmd_run (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   v2k_cutover_opts_init (&co);
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == 0 && (handled = v2k_init_getopt (c, optarg, &io, err)) == 1)
       init_given = true;

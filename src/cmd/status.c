@@ -7,6 +7,7 @@
 #include "cmd.h"
 #include "../state/status.h"
 #include "../state/workdir.h"
+#include "../util/getopt.h"
 
 static void
 status_help (FILE *out)
@@ -37,7 +38,7 @@ cmd_status (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     switch (c) {
     case 'j':
       g->json = true;

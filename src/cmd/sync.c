@@ -10,6 +10,7 @@
 #include "session.h"
 #include "steps.h"
 #include "../util/signals.h"
+#include "../util/getopt.h"
 
 static void
 sync_help (FILE *out)
@@ -50,7 +51,7 @@ cmd_sync (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == 0)
       handled = v2k_sync_getopt (c, optarg, &so, err);

@@ -9,6 +9,7 @@
 #include "steps.h"
 #include "../util/signals.h"
 #include "../util/units.h"
+#include "../util/getopt.h"
 
 static void
 verify_help (FILE *out)
@@ -49,7 +50,7 @@ cmd_verify (int argc, char **argv, struct v2k_global *g, struct v2k_error *err)
   int c;
   optind = 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1) {
+  while ((c = v2k_getopt (argc, argv, "h", opts)) != -1) {
     int handled = v2k_conn_getopt (c, optarg, &conn, err);
     if (handled == -1)
       return err->code;

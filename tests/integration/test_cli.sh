@@ -42,6 +42,16 @@ usage_says() {  # usage_says NAME PATTERN COMMAND...: exit 2, one line matching 
     not_ok "$name (exit $rc: $(head -c 200 "$tmp/err"))"
   fi
 }
+# Long options are spelled out: glibc's getopt_long takes any unique prefix,
+# which read '--password SECRET' as '--password-file SECRET'. The refusal
+# names the option, never the value after it.
+usage_says "an abbreviated global option is refused" \
+  'unknown global option or missing value: --verb ' "$BIN" --verb status
+usage_says "an abbreviated command option is refused" \
+  'init: unknown option or missing value: --password-fil ' "$BIN" init --vm x --password-fil AbbrevSecret
+check "an abbreviated option's value is not repeated" bash -c '! grep -q AbbrevSecret "$1"' _ "$tmp/err"
+usage_says "an abbreviation with =VALUE is refused too" \
+  'sync: unknown option or missing value: --ful=1' "$BIN" --workdir "$fixtures/idle" sync --ful=1 base
 usage_says "cutover --define-only --target-provider none: refused" \
   'cutover: --define-only defines a libvirt domain; --target-provider none defines none' \
   "$BIN" --workdir "$fixtures/idle" cutover --define-only --target-provider none
