@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "copy.h"
+#include "drain.h"
 #include "../util/fsutil.h"
 
 int
@@ -351,24 +352,25 @@ start_flush (struct engine *e, struct v2k_error *err)
   return 0;
 }
 
+/* What is in flight on side SIDE: reads on the source (0), writes, zeros
+ * and the flush on the target (1). */
 static bool
-in_flight (const struct engine *e)
+waiting (void *opaque, int side)
 {
+  const struct engine *e = opaque;
   for (size_t i = 0; i < e->nslots; i++)
-    if (e->slots[i].state == SLOT_READING || e->slots[i].state == SLOT_WRITING)
+    if (e->slots[i].state == (side == 0 ? SLOT_READING : SLOT_WRITING))
       return true;
-  return e->flush_pending;
+  return side == 1 && e->flush_pending;
 }
 
-/* Waits (at most 30 s) for what is still in flight, so that no completion
- * arrives after the buffers are freed. */
-static void
+/* Completions during the drain only mark their slots. */
+static bool
 drain (struct engine *e)
 {
-  struct v2k_error ignored = { 0 };
-  double deadline = v2k_monotonic_seconds () + 30;
-  while (in_flight (e) && v2k_monotonic_seconds () < deadline && poll_once (e, &ignored) == 0)
-    e->nready = 0;
+  bool drained = v2k_drain (e->src, e->dst, waiting, e, 30);
+  e->nready = 0;
+  return drained;
 }
 
 int
@@ -474,7 +476,13 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
   rc = 0;
   goto out;
  fail:
-  drain (&e);
+  if (!drain (&e)) {
+    /* A live server may still answer into these: they outlive the copy. */
+    for (size_t i = 0; i < e.nslots; i++)
+      v2k_buffers_abandon (e.slots[i].buf);
+    v2k_buffers_abandon (e.slots);
+    e.slots = NULL;
+  }
  out:
   if (e.slots)
     for (size_t i = 0; i < e.nslots; i++)

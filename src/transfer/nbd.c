@@ -1,6 +1,7 @@
 /* The NBD endpoint: libnbd's asynchronous API over one or more connections. */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@ struct nbd_priv {
   struct nbd_handle **h;
   size_t n;
   size_t next_flush_conn;
+  /* Set when the endpoint is closed: libnbd then retires the commands still
+   * in flight (a dead server's, which the engine could not wait for) and
+   * their requests' memory is gone, so nobody is told. */
+  bool closing;
 };
 
 struct pending {
@@ -24,6 +29,9 @@ static int
 completed (void *user_data, int *error)
 {
   struct pending *p = user_data;
+  const struct nbd_priv *priv = p->ep->priv;
+  if (priv->closing)
+    return 1;
   if (*error)
     snprintf (p->ep->last_error, sizeof p->ep->last_error, "%s", strerror (*error));
   p->io->done (p->io, *error);
@@ -272,6 +280,7 @@ nbd_close_ep (struct v2k_endpoint *ep)
   struct nbd_priv *p = ep->priv;
   if (!p)
     return;
+  p->closing = true;
   for (size_t i = 0; i < p->n; i++)
     if (p->h[i]) {
       nbd_shutdown (p->h[i], 0);

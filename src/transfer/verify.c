@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "verify.h"
+#include "drain.h"
 #include "../util/fsutil.h"
 
 /* A chunk being compared: two reads in flight, one per side. */
 struct vslot {
   struct v2k_io io[2];
   char *buf[2];
+  bool reading[2];     /* io[k]'s read is in flight (k 0: source, 1: target) */
   int pending;
   int errnum;
   int64_t off;
@@ -26,36 +28,22 @@ static void
 read_done (struct v2k_io *io, int errnum)
 {
   struct vslot *s = io->owner;
+  s->reading[io == &s->io[0] ? 0 : 1] = false;
   if (errnum)
     s->errnum = errnum;
   if (--s->pending == 0)
     s->ready = true;
 }
 
+/* Whether a read is in flight on side SIDE (0: source, 1: target). */
 static bool
-in_flight (const struct vengine *e)
+waiting (void *opaque, int side)
 {
+  const struct vengine *e = opaque;
   for (size_t i = 0; i < e->nslots; i++)
-    if (e->slots[i].pending > 0)
+    if (e->slots[i].reading[side])
       return true;
   return false;
-}
-
-/* Waits (at most 30 s) for the reads still in flight after an error, as the
- * copy engine does, so that none completes into a freed buffer or slot. */
-static void
-drain (struct v2k_endpoint *src, struct v2k_endpoint *dst, const struct vengine *e)
-{
-  double deadline = v2k_monotonic_seconds () + 30;
-  while (in_flight (e) && v2k_monotonic_seconds () < deadline) {
-    struct pollfd fds[64];
-    size_t ns = src->ops->pollfds (src, fds, 32);
-    size_t nd = dst->ops->pollfds (dst, fds + ns, 32);
-    if (poll (fds, ns + nd, 1000) < 0 && errno != EINTR)
-      return;
-    if (src->ops->dispatch (src, fds, ns) == -1 || dst->ops->dispatch (dst, fds + ns, nd) == -1)
-      return;
-  }
 }
 
 static void
@@ -131,15 +119,19 @@ v2k_verify (struct v2k_endpoint *src, struct v2k_endpoint *dst, int64_t size, si
       busy++;
       /* Counted as started: a read that failed to start never completes. */
       s->pending++;
+      s->reading[0] = true;
       if (src->ops->read (src, i, s->buf[0], s->len, s->off, &s->io[0]) == -1) {
         s->pending--;
+        s->reading[0] = false;
         v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: reading the source at %lld: %s",
                        (long long) s->off, src->last_error);
         goto fail;
       }
       s->pending++;
+      s->reading[1] = true;
       if (dst->ops->read (dst, i, s->buf[1], s->len, s->off, &s->io[1]) == -1) {
         s->pending--;
+        s->reading[1] = false;
         v2k_error_set (err, V2K_EXIT_TRANSFER, "verify: reading the target at %lld: %s",
                        (long long) s->off, dst->last_error);
         goto fail;
@@ -193,7 +185,16 @@ v2k_verify (struct v2k_endpoint *src, struct v2k_endpoint *dst, int64_t size, si
   rc = 0;
   goto out;
  fail:
-  drain (src, dst, &e);
+  /* The reads still in flight must end before their buffers go; a live
+   * server's that do not, by the deadline, outlive the verify. */
+  if (!v2k_drain (src, dst, waiting, &e, 30)) {
+    for (size_t i = 0; i < e.nslots; i++)
+      for (int k = 0; k < 2; k++)
+        v2k_buffers_abandon (e.slots[i].buf[k]);
+    v2k_buffers_abandon (e.slots);
+    e.slots = NULL;
+    e.nslots = 0;
+  }
  out:
   for (size_t i = 0; i < e.nslots; i++)
     for (int k = 0; k < 2; k++)
