@@ -6,6 +6,9 @@
 # overwritten (as if those writes had never reached the disk), and the
 # resumed copy must still end identical to the snapshot. (Found by make
 # mutate: a resume starting 1 MiB past its checkpoint passed test_sync.)
+# Then: a failed incremental sync removes no snapshot and commits nothing
+# (make mutate: removing older snapshots before looking at the disks'
+# failures passed every suite).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
@@ -54,4 +57,24 @@ check "the resumed copy rewrote everything past the checkpoint: identical" cmp "
 check "the base copy is committed" jq_true \
   '.disks[0].base.state == "done" and .disks[0].cbt.change_id != null and .disks[0].base.checkpoint == .disks[0].capacity' \
   "$W/manifest.json"
+
+# A failed incremental sync commits nothing and removes no snapshot: the
+# older migration snapshots go only after every disk is committed.
+sim_fill r1 2000 4096 65536 66
+v2k --workdir "$W" snapshot incr >/dev/null
+before=$(jq -c '[.disks[] | {change_id: .cbt.change_id, base: .base.state}]' "$W/manifest.json")
+iflat="$(sim_info '.datastores.LocalDS_0')/$(jq -r '.snapshots[-1].disks[0].file_name' "$W/manifest.json" |
+        sed 's/^\[[^]]*\] *//; s/\.vmdk$/-flat.vmdk/')"
+mv "$iflat" "$iflat.away"
+v2k --workdir "$W" sync incr >"$tmp/o" 2>&1
+rc=$?
+mv "$iflat.away" "$iflat"
+check "an incr whose source vanished fails (exit $rc)" test "$rc" -ne 0 -a "$rc" -ne 137
+check "the failed incr removed no snapshot" test "$(sim_snapshot_names r1 | wc -l)" -eq 2
+check "the failed incr committed no changeId" test \
+  "$(jq -c '[.disks[] | {change_id: .cbt.change_id, base: .base.state}]' "$W/manifest.json")" = "$before"
+v2k --workdir "$W" sync incr
+check "the incr then succeeds" test $? -eq 0
+check "... identical to its snapshot" cmp "$iflat" "$T"
+check "... and the base snapshot is removed" test "$(sim_snapshot_names r1 | wc -l)" -eq 1
 tap_done
