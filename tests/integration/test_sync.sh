@@ -416,6 +416,10 @@ if truncate -s 16M "$tmp/b/l0.img" && L0=$(losetup -f --show "$tmp/b/l0.img" 2>/
     loops+=("$L2")
     echo 'label: dos
 ,8M' | sfdisk -q "$L2" >/dev/null 2>&1; losetup -d "$L2"; L2=$(losetup -P -f --show "$tmp/b/l2.img"); loops+=("$L2")
+    # A kernel without the DOS partition parser (this one) reads no table:
+    # the partition is added by hand (BLKPG), as the table describes it.
+    [ -e "${L2}p1" ] || addpart "$L2" 1 2048 16384 2>/dev/null
+    for _ in $(seq 20); do [ -e "${L2}p1" ] && break; sleep 0.1; done
     if [ -e "${L2}p1" ]; then
       v2k_try() { WB4=$(blk_init --target-map "scsi0:0=$1" --target-map "sata0:0=$L1"); v2k --workdir "$WB4" cbt enable >/dev/null; v2k --workdir "$WB4" snapshot base >/dev/null 2>&1; v2k --workdir "$WB4" sync base --force-block-device >"$tmp/o" 2>&1; }
       v2k_try "$L2"
