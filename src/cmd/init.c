@@ -186,7 +186,16 @@ v2k_step_init (struct v2k_global *g, struct v2k_init_opts *o, struct v2k_conn_ar
     v2k_error_set (err, V2K_EXIT_VSPHERE, "VM %s has no disks to migrate", m->source.vm.name);
     goto out;
   }
-  if (v2k_plan_apply (&o->plan, m, err) == -1)
+  /* VDDK checks the thumbprint of the server it connects to, which is the
+   * one this session reached (server= is the vCenter, or the ESXi host
+   * when connected directly), not the host the VM runs on. */
+  const char *server_sha1 = v2k_soap_thumbprint_sha1 (soap);
+  if (!o->plan.vddk_thumbprint && server_sha1 && *server_sha1)
+    o->plan.vddk_thumbprint = server_sha1;
+  int applied = v2k_plan_apply (&o->plan, m, err);
+  if (o->plan.vddk_thumbprint == server_sha1)
+    o->plan.vddk_thumbprint = NULL;   /* the session's, gone with it */
+  if (applied == -1)
     goto out;
 
   char run_id[32], now[32];

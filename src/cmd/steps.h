@@ -41,7 +41,8 @@ enum {
   "                          and rbd (rbd:pool/image). Repeatable\n" \
   "  --transport T           vddk (default), file or nbd\n" \
   "  --vddk-libdir DIR       the VDDK install (or VDDK_LIBDIR)\n" \
-  "  --vddk-thumbprint TP    ESXi thumbprint for VDDK (default: the host's, from vSphere)\n" \
+  "  --vddk-thumbprint TP    SHA-1 thumbprint VDDK checks (default: the certificate of\n" \
+  "                          the vCenter or ESXi this command connects to)\n" \
   "  --vddk-transports LIST  VDDK transport modes (default nbdssl:nbd)\n" \
   "  --datastore-map NAME=DIR  a datastore reachable at DIR, for --transport file. Repeatable\n" \
   "  --source-nbd URI        for --transport nbd (experts and tests); {key} in it\n" \

@@ -189,8 +189,7 @@ v2k_plan_apply (const struct v2k_plan_args *a, struct v2k_manifest *m, struct v2
   m->target.ceph_id = a->ceph_id ? strdup (a->ceph_id) : NULL;
   m->transport.kind = a->transport;
   m->transport.vddk_libdir = a->vddk_libdir ? strdup (a->vddk_libdir) : NULL;
-  m->transport.vddk_thumbprint = a->vddk_thumbprint ? strdup (a->vddk_thumbprint)
-    : m->source.host.ssl_thumbprint ? strdup (m->source.host.ssl_thumbprint) : NULL;
+  m->transport.vddk_thumbprint = a->vddk_thumbprint ? strdup (a->vddk_thumbprint) : NULL;
   m->transport.vddk_transports = strdup (a->vddk_transports ? a->vddk_transports : "nbdssl:nbd");
   m->transport.source_nbd = a->source_nbd ? strdup (a->source_nbd) : NULL;
   m->transport.datastore_map = calloc (a->n_datastore_map ? a->n_datastore_map : 1,

@@ -118,7 +118,7 @@ verify_cb (int preverify_ok, X509_STORE_CTX *ctx)
       }
     }
   }
-  if (s->pin_len) {
+  if (s->pin_len || s->opts.insecure) {
     X509_STORE_CTX_set_error (ctx, X509_V_OK);
     return 1;
   }
@@ -641,6 +641,10 @@ v2k_soap_connect (const struct v2k_vsphere_opts *opts, struct v2k_error *err)
   curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout > 0 ? opts->connect_timeout : 30L);
   curl_easy_setopt (c, CURLOPT_TIMEOUT, opts->call_timeout > 0 ? opts->call_timeout : 300L);
   curl_easy_setopt (c, CURLOPT_FOLLOWLOCATION, 0L);
+  /* Also with --insecure: the callback records the certificate's
+   * thumbprints, which VDDK needs (v2k_soap_thumbprint_sha1), and accepts. */
+  curl_easy_setopt (c, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+  curl_easy_setopt (c, CURLOPT_SSL_CTX_DATA, s);
   if (opts->insecure) {
     curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -649,8 +653,6 @@ v2k_soap_connect (const struct v2k_vsphere_opts *opts, struct v2k_error *err)
     curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, 1L);
     /* A pinned certificate is trusted by its hash, not by its names. */
     curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, s->pin_len ? 0L : 2L);
-    curl_easy_setopt (c, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-    curl_easy_setopt (c, CURLOPT_SSL_CTX_DATA, s);
     if (opts->ca_file && *opts->ca_file) {
       if (access (opts->ca_file, R_OK) < 0) {
         v2k_error_errno (err, V2K_EXIT_USAGE, "--ca-file %s", opts->ca_file);

@@ -80,7 +80,10 @@ check "VM identity recorded" jq_true --arg m "$(sim_info '.vms[0].moref')" --arg
   '.source.vm.name == "web01" and .source.vm.moref == $m and .source.vm.instance_uuid == $u and .source.vm.inventory_path == "DC0/vm/web01"' "$M"
 check "hardware recorded" jq_true '.source.vm.num_cpus == 4 and .source.vm.cores_per_socket == 2 and .source.vm.memory_mb == 4096 and .source.vm.guest_id == "ubuntu64Guest" and .source.vm.power_state == "poweredOn"' "$M"
 check "EFI and secure boot recorded" jq_true '.source.vm.firmware == "efi" and .source.vm.secure_boot == true and .source.vm.vtpm == false' "$M"
-check "host and thumbprint recorded" jq_true --arg tp "$(sim_info .thumbprint_sha1)" '.source.host.name == "DC0_H0" and .source.host.ssl_thumbprint == $tp and .transport.vddk_thumbprint == $tp' "$M"
+# VDDK's thumbprint is the server's it connects to (server= is the vCenter),
+# not the ESXi host's, which the simulator makes different, as vCenter has.
+check "host and thumbprints recorded" jq_true --arg tp "$(sim_info .thumbprint_sha1)" --arg htp "$(sim_info .host_thumbprint_sha1)" \
+  '$tp != $htp and .source.host.name == "DC0_H0" and .source.host.ssl_thumbprint == $htp and .transport.vddk_thumbprint == $tp' "$M"
 check "vCenter recorded" jq_true '.source.vcenter.api_version != null and .source.vcenter.instance_uuid != null and (.source.vcenter.url | endswith("/sdk"))' "$M"
 check "disks root first with controllers" jq_true '[.disks[] | "\(.id)|\(.key)|\(.controller.model)|\(.capacity)|\(.label)"] == ["scsi0:0|2000|pvscsi|16777216|Hard disk 1", "sata0:0|2001|ahci|8388608|Hard disk 2", "ide0:0|2002|ide|4194304|Hard disk 3"]' "$M"
 check "disk backing recorded" jq_true '.disks[0].file_name == "[LocalDS_0] web01/web01.vmdk" and .disks[0].datastore == "LocalDS_0" and .disks[0].thin == true and .disks[1].thin == false and .disks[0].disk_mode == "persistent"' "$M"
@@ -189,6 +192,7 @@ WI=$("$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport
     --password-file "$tmp/main/pw" --insecure 2>/dev/null)
 check "--insecure connects" test -f "$WI/manifest.json"
 check "--insecure leaves a warning event" jq_true -s 'map(select(.event == "tls.insecure" and .level == "warn")) | length == 1' "$WI/events.log"
+check "--insecure still records the server's thumbprint for VDDK" jq_true --arg tp "$(sim_info .thumbprint_sha1)" '.transport.vddk_thumbprint == $tp' "$WI/manifest.json"
 run "$tmp/o" "$BIN" init --vm web01 --dst "$tmp/d" --workdir-root "$tmp/tls" --transport file --datastore-map "LocalDS_0=$tmp" \
   --vcenter "$url" --username user --password-file "$tmp/main/pw" --insecure --thumbprint AA
 refused "--insecure with --thumbprint: usage" 2 "--insecure and --thumbprint conflict"

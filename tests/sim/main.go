@@ -49,6 +49,7 @@ type info struct {
 	CBTBlockSize     int64             `json:"cbt_block_size"`
 	MaxAreas         int               `json:"max_areas"`
 	APIVersion       string            `json:"api_version"`
+	HostThumbprint   string            `json:"host_thumbprint_sha1"`
 	PID              int               `json:"pid"`
 }
 
@@ -183,10 +184,17 @@ func run(cfg *config) error {
 	server := model.Service.NewServer()
 	defer server.Close()
 
+	// An ESXi serves its own certificate; under a vCenter each host has one
+	// of its own, which is not the vCenter's.
+	hostThumbprint := thumbprint(sha1sum[:])
 	for _, ref := range simulator.Map.All("HostSystem") {
 		host := ref.(*simulator.HostSystem)
 		simulator.Map.WithLock(host, func() {
-			host.Summary.Config.SslThumbprint = thumbprint(sha1sum[:])
+			if cfg.model != "esx" {
+				sum := sha1.Sum([]byte("host certificate of " + host.Name))
+				hostThumbprint = thumbprint(sum[:])
+			}
+			host.Summary.Config.SslThumbprint = hostThumbprint
 		})
 	}
 
@@ -225,6 +233,7 @@ func run(cfg *config) error {
 		CBTBlockSize:     cfg.blockSize,
 		MaxAreas:         cfg.maxAreas,
 		APIVersion:       cfg.apiVersion,
+		HostThumbprint:   hostThumbprint,
 		PID:              os.Getpid(),
 	}
 	if err := writeInfoAtomically(cfg.infoFile, out); err != nil {
