@@ -1,4 +1,6 @@
+#include <dirent.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,25 @@ valid_rbd (const char *v)
     return false;
   const char *pool = v + 4, *slash = strchr (pool, '/');
   return slash && slash > pool && slash[1] && !strchr (slash + 1, '/');
+}
+
+/* nbdkit's vddk plugin loads DIR/lib64/libvixDiskLib.so.N (N the major
+ * version); without it every sync would fail much later. */
+static bool
+vddk_layout (const char *dir)
+{
+  CLEANUP_FREE char *lib64 = NULL;
+  if (asprintf (&lib64, "%s/lib64", dir) < 0)
+    return false;
+  DIR *d = opendir (lib64);
+  if (!d)
+    return false;
+  bool found = false;
+  struct dirent *e;
+  while (!found && (e = readdir (d)))
+    found = strncmp (e->d_name, "libvixDiskLib.so.", 17) == 0;
+  closedir (d);
+  return found;
 }
 
 int
@@ -100,6 +121,13 @@ v2k_plan_check_args (const struct v2k_plan_args *a, struct v2k_error *err)
     }
     if (stat (a->vddk_libdir, &st) < 0 || !S_ISDIR (st.st_mode)) {
       v2k_error_set (err, V2K_EXIT_USAGE, "--vddk-libdir %s is not a directory", a->vddk_libdir);
+      return -1;
+    }
+    if (!vddk_layout (a->vddk_libdir)) {
+      v2k_error_set (err, V2K_EXIT_USAGE,
+                     "--vddk-libdir %s is not a VDDK install: it has no lib64/libvixDiskLib.so.*; "
+                     "give the directory that holds lib64 (e.g. /opt/vmware-vix-disklib-distrib)",
+                     a->vddk_libdir);
       return -1;
     }
   }

@@ -33,6 +33,7 @@ new_sim() {
     --power on --trace "$@" || exit 1
   DS=$(sim_info '.datastores.LocalDS_0')
   make_vddk_standin "$tmp/standin.sh" "$DS" "$PW" "$tmp/ev"
+  make_vddk_libdir "$tmp"
   nofault
   rm -rf "$tmp/ev/injected" "$tmp/ev/once"
   export V2K_NBDKIT_VDDK_PLUGIN="sh $tmp/standin.sh"

@@ -170,6 +170,7 @@ check "raw: the target has the disk's size" test "$(stat -c %s "$tmp/r/dst/r1-di
 # ---------------------------------------------------------------- vddk transport (stand-in plugin)
 start v --vm v1 --disk scsi:16M --disk sata:8M --power on
 make_vddk_standin "$tmp/v/standin.sh" "$(sim_info '.datastores.LocalDS_0')" "$PASSWORD" "$tmp/v/ev"
+make_vddk_libdir "$tmp/v"
 WV=$(init_vm v1 --vddk-libdir "$tmp/v")
 v2k --workdir "$WV" cbt enable >/dev/null
 sim_fill v1 2000 0 3000000 21
@@ -189,7 +190,16 @@ check "vddk: sync base through nbdkit" test $rc -eq 0
 check "vddk: identical" same "$WV"
 check "vddk: the plugin got the password through a descriptor" grep -qx ok "$tmp/v/ev/password"
 check "vddk: vm, snapshot and file parameters" bash -c "grep -qx 'vm=moref=$(sim_info '.vms[0].moref')' '$tmp/v/ev/params' && grep -q '^snapshot=snapshot-' '$tmp/v/ev/params' && grep -q '^file=\[LocalDS_0\] v1/' '$tmp/v/ev/params'"
-check "vddk: host thumbprint and transports passed" bash -c "grep -qx 'thumbprint=$(sim_info .thumbprint_sha1)' '$tmp/v/ev/params' && grep -qx 'transports=nbdssl:nbd' '$tmp/v/ev/params'"
+check "vddk: the vCenter's thumbprint (not the host's) and transports passed" bash -c "grep -qx 'thumbprint=$(sim_info .thumbprint_sha1)' '$tmp/v/ev/params' && grep -qx 'transports=nbdssl:nbd' '$tmp/v/ev/params'"
+# The stand-in checks the thumbprint against the server's certificate, as
+# VDDK does: the ESXi host's (what was passed before) is refused.
+WT=$(init_vm v1 --vddk-libdir "$tmp/v" --dst "$tmp/v/dst-host-tp" --vddk-thumbprint "$(sim_info .host_thumbprint_sha1)")
+v2k --workdir "$WT" cbt enable >/dev/null; v2k --workdir "$WT" snapshot base >/dev/null
+V2K_NBDKIT_VDDK_PLUGIN="sh $tmp/v/standin.sh" v2k --workdir "$WT" sync base >"$tmp/o" 2>&1
+rc=$?
+check "vddk: the host's thumbprint is refused by the server (exit 8; exit $rc)" test $rc -eq 8
+check "vddk: ... by the stand-in's certificate check" grep -qx "$(sim_info .host_thumbprint_sha1)" "$tmp/v/ev/thumbprint-refused"
+check "vddk: ... with nothing committed for the disk it could not read" jq_true '.disks[0].cbt.change_id == null and .disks[0].base.state == "failed"' "$WT/manifest.json"
 check "vddk: an empty per-run config file" bash -c "f=\$(sed -n 's/^config=//p' '$tmp/v/ev/params' | head -1); [ -f \"\$f\" ] && [ ! -s \"\$f\" ]"
 check "vddk: retry and blocksize filters in front" grep -q -- "--filter=retry --filter=blocksize" "$tmp/v/ev/cmdline"
 # (A missing evidence file would make grep fail, and these checks pass.)

@@ -59,6 +59,7 @@ check "no helper left after verify" bash -c "! pgrep -f '$W/ru[n]/' >/dev/null"
 # says every byte is a hole that reads as zeros: a wrong hole over data.
 DS=$(sim_info '.datastores.LocalDS_0')
 make_vddk_standin "$tmp/standin.sh" "$DS" "$PW" "$tmp/ev"
+make_vddk_libdir "$tmp"
 cat >"$tmp/liar.sh" <<EOF
 #!/bin/sh
 case "\$1" in
@@ -76,7 +77,9 @@ v2k -q --workdir "$WD" snapshot base >/dev/null
 # The lie is real: nbdkit serves it (the same plugin and parameters as a sync).
 flat=$(sim_disk_flat vd 2000)
 flat=${flat#"$DS"/}
-nbdkit -U - sh "$tmp/liar.sh" libdir="$tmp" server=x user=x thumbprint=x vm=moref=x \
+hostport=$(sim_info .url); hostport=${hostport#https://}
+nbdkit -U - sh "$tmp/liar.sh" libdir="$tmp" server="${hostport%:*}" port="${hostport##*:}" user=x \
+  thumbprint="$(sim_info .thumbprint_sha1)" vm=moref=x \
   file="[LocalDS_0] ${flat%-flat.vmdk}.vmdk" transports=nbd config=/dev/null password=-3 \
   --run 'nbdinfo --map "$uri"' 3< <(echo "$PW") >"$tmp/map" 2>&1
 check "the stand-in reports the data at 0 as a hole that reads as zeros" \

@@ -136,6 +136,9 @@ run "$tmp/o" v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root
 refused "unmapped datastore refused" 2 "datastore 'LocalDS_0', which no --datastore-map names"
 run "$tmp/o" v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root"
 refused "vddk without libdir refused" 2 "needs --vddk-libdir"
+run "$tmp/o" v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root" --vddk-libdir "$tmp"
+refused "a libdir that is no VDDK install refused" 2 "--vddk-libdir $tmp is not a VDDK install: it has no lib64/libvixDiskLib.so.*"
+mkdir -p "$tmp/lib64" && : >"$tmp/lib64/libvixDiskLib.so.8"
 W5=$(v2k init --vm web01 --dst "$tmp/dst" --workdir-root "$tmp/main/root" --vddk-libdir "$tmp")
 check "vddk plan recorded" jq_true --arg d "$tmp" '.transport.kind == "vddk" and .transport.vddk_libdir == $d and .transport.vddk_transports == "nbdssl:nbd"' "$W5/manifest.json"
 run "$tmp/o" init_vm web01 --target-format vmdk

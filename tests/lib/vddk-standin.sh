@@ -1,3 +1,9 @@
+# make_vddk_libdir DIR: the layout of a VDDK install (DIR/lib64/libvixDiskLib.so.8),
+# which the product's init and the stand-in both check.
+make_vddk_libdir() {
+  mkdir -p "$1/lib64" && : >"$1/lib64/libvixDiskLib.so.8"
+}
+
 # make_vddk_standin SCRIPT DATASTORE_DIR PASSWORD EVIDENCE_DIR
 # Writes an nbdkit sh-plugin script that stands in for VMware's vddk plugin:
 # it accepts exactly the vddk parameters, checks the password it reads from
@@ -30,6 +36,16 @@ case "\$1" in
     for k in libdir server user thumbprint vm file transports config; do
       [ -s "\$tmpdir/\$k" ] || { echo "missing \$k" >&2; exit 1; }
     done
+    # As VDDK: its library under libdir/lib64, and the thumbprint of the
+    # server it connects to (the vCenter), fetched from that server.
+    ls "\$(cat "\$tmpdir/libdir")"/lib64/libvixDiskLib.so.* >/dev/null 2>&1 ||
+      { echo "libdir has no lib64/libvixDiskLib.so.*" >&2; exit 1; }
+    port=443; [ -s "\$tmpdir/port" ] && port=\$(cat "\$tmpdir/port")
+    seen=\$(openssl s_client -connect "\$(cat "\$tmpdir/server"):\$port" </dev/null 2>/dev/null |
+      openssl x509 -noout -fingerprint -sha1 2>/dev/null | sed 's/^[^=]*=//')
+    want=\$(tr 'a-f' 'A-F' <"\$tmpdir/thumbprint")
+    [ -n "\$seen" ] && [ "\$seen" = "\$want" ] ||
+      { echo "thumbprint \$want is not the server's (\$seen)" >&2; echo "\$want" >>"\$ev/thumbprint-refused"; exit 1; }
     [ "\$(cat "\$tmpdir/password" 2>/dev/null)" = ok ] || { echo "wrong password" >&2; exit 1; }
     for k in server port user thumbprint vm snapshot file transports config; do
       [ -e "\$tmpdir/\$k" ] || continue

@@ -29,6 +29,7 @@ v2k() {
     --ca-file "$(sim_info .cert_file)"
 }
 make_vddk_standin "$tmp/standin.sh" "$DS" "$PW" "$tmp/ev"
+make_vddk_libdir "$tmp"
 
 # ---- the password during a whole run (vddk transport: nbdkit gets it) ----
 sim_fill sec 2000 0 4000000 7
