@@ -17,7 +17,12 @@ outcome: "ok", "error CODE", "unsigned" (refused signature), "http503" or
   fake_cloud.py --info FILE --pool-dir DIR [--alg sha256|sha1|sha512]
                 [--flavour mold|upstream] [--pending N] [--fail CMD:N[:CODE[:TEXT]]]
                 [--replace-mac] [--job-never-ends CMD] [--http503-once CMD]
-                [--drop-after-accept CMD] [--page-size N] [--log FILE]
+                [--drop-after-accept CMD] [--hold-after-accept CMD] [--page-size N]
+                [--log FILE]
+
+--hold-after-accept CMD: the first CMD is carried out, logged with outcome
+"held", and its reply comes only 60 s later, so that a test can kill the
+client while the call is in flight.
 
 GET /_state returns the objects (for the tests' assertions)."""
 import argparse, base64, hashlib, hmac, http.server, json, os, re, socketserver
@@ -34,6 +39,7 @@ A.add_argument('--replace-mac', action='store_true')
 A.add_argument('--job-never-ends', default='')
 A.add_argument('--http503-once', default='')
 A.add_argument('--drop-after-accept', default='')
+A.add_argument('--hold-after-accept', default='')
 A.add_argument('--page-size', type=int, default=500)
 A.add_argument('--log', default='')
 A.add_argument('--tls', nargs=2, metavar=('CERT', 'KEY'), help='serve HTTPS with this certificate')
@@ -535,8 +541,19 @@ class H(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            log('ok')
-        return self.reply(200, {key: r})
+            if cmd == args.hold_after_accept and cmd + '#hold' not in ONCE:
+                ONCE.add(cmd + '#hold')
+                log('held')
+            else:
+                log('ok')
+                return self.reply(200, {key: r})
+        # Done, and the reply held back without the lock: the client is
+        # meant to die waiting for it.
+        time.sleep(60)
+        try:
+            return self.reply(200, {key: r})
+        except OSError:
+            return None
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True

@@ -14,13 +14,14 @@ BIN=${V2K_BIN:?V2K_BIN must name ablestack_v2k}
 tmp=$(mktemp -d /tmp/v2k-cloud-XXXXXX)
 trap 'sim_stop; cloud_stop; pkill -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
 vms=()
-for v in reg kill rb mac up pre small run full; do
+for v in reg kill rb mac up pre small run full lost held; do
   vms+=(--vm "$v" --disk scsi:1G --disk sata:1G --disk scsi:1G --disk scsi:1G --disk sata:1G
         --nic "VM Network" --nic "Backup" --firmware efi --power on)
 done
 vms+=(--vm tiny --disk scsi:64M --nic "VM Network" --power on)
 sim_start "$tmp" "${vms[@]}" || exit 1
 DS=$(sim_info '.datastores.LocalDS_0')
+echo pass >"$tmp/sim-pw"
 v2k() {
   "$BIN" "$@" --vcenter "$(sim_info .url)" --username user --password-file <(echo pass) \
     --ca-file "$(sim_info .cert_file)"
@@ -85,6 +86,7 @@ out=$(v2k --workdir "$W" cutover "${CL[@]}" --start --json)
 rc=$?
 check "a second cutover succeeds (exit $rc)" test "$rc" -eq 0
 check "a second cutover creates nothing" test "$(calls_of importVolume)/$(calls_of deployVirtualMachineForVolume)" = "5/1"
+check "a second cutover does not start the started VM again" test "$(calls_of startVirtualMachine)" = 1
 
 # ---- killed at every step, then run again ----
 new_cloud --pending 2
@@ -102,6 +104,36 @@ check "after the kills: one VM, five volumes" \
   test "$(cloud_state '.vms | length')/$(cloud_state '.volumes | length')" = "1/5"
 check "after the kills: no disk imported twice, one deploy" \
   test "$(calls_of importVolume)/$(calls_of deployVirtualMachineForVolume)" = "5/1"
+
+# ---- a deploy's reply lost; a kill while the deploy is in flight ----
+new_cloud --drop-after-accept deployVirtualMachineForVolume
+D=$(prepare lost)
+rc=0; v2k --workdir "$D" cutover "${CL[@]}" --start >/dev/null 2>&1 || rc=$?
+check "a deploy whose reply was lost: exit 12 ($rc)" test "$rc" -eq 12
+check "... its reply was really dropped" \
+  jq_true -s '[.[] | select(.command == "deployVirtualMachineForVolume" and .outcome == "dropped")] | length == 1' "$CLOUD_LOG"
+rc=0; v2k --workdir "$D" cutover "${CL[@]}" --start >/dev/null 2>&1 || rc=$?
+check "... the re-run finishes (exit $rc)" test "$rc" -eq 0
+check "... the deployed VM is adopted, not deployed again" \
+  test "$(calls_of deployVirtualMachineForVolume)/$(cloud_state '.vms | length')" = "1/1"
+
+new_cloud --hold-after-accept deployVirtualMachineForVolume
+H=$(prepare held)
+"$BIN" --workdir "$H" cutover "${CL[@]}" --start --vcenter "$(sim_info .url)" --username user \
+  --password-file "$tmp/sim-pw" --ca-file "$(sim_info .cert_file)" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  jq -e 'select(.command == "deployVirtualMachineForVolume" and .outcome == "held")' "$CLOUD_LOG" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+check "the deploy was taken and its reply held" \
+  jq_true -s '[.[] | select(.command == "deployVirtualMachineForVolume" and .outcome == "held")] | length == 1' "$CLOUD_LOG"
+kill -KILL "$pid" 2>/dev/null; wait "$pid"; rc=$?
+check "the cutover was killed while the deploy was in flight (exit $rc)" test "$rc" -eq 137
+rc=0; v2k --workdir "$H" cutover "${CL[@]}" --start >/dev/null 2>&1 || rc=$?
+check "... the re-run finishes (exit $rc)" test "$rc" -eq 0
+check "... the VM id chosen before the deploy finds that VM: one deploy, one VM" \
+  test "$(calls_of deployVirtualMachineForVolume)/$(cloud_state '.vms | length')" = "1/1"
 
 # ---- rollback ----
 new_cloud --fail attachVolume:2
