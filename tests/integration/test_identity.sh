@@ -3,7 +3,7 @@
 # after this run recorded it is refused (exit 9, one line naming what changed
 # and 'sync base --full') with nothing committed, for qcow2 and raw files,
 # block devices and RBD images; the same target put back syncs again, and
-# 'sync base --full' recovers. Also the resume of a base copy, verify and the
+# 'sync base --full' recovers. Also the resume of a base copy, verify, convert and the
 # cutover's preflight.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -225,6 +225,25 @@ mv "$T.aside" "$T"
 rc=0; v2k --workdir "$W" sync base >/dev/null 2>&1 || rc=$?
 check "resume onto the same target finishes" test "$rc" -eq 0
 check "resume onto the same target: identical" same "$W"
+
+# ---------------------------------------------------------------- convert after the cutover
+# The cutover without conversion leaves the targets final; a deleted target
+# is then refused by 'convert' (before virt-v2v touches anything), in one line.
+start v --vm v1 --disk scsi:16M --power on
+W=$(init_vm v1)
+migrated v1 "$W" 1
+rc=0; v2k --workdir "$W" cutover --target-provider none --convert off --shutdown poweroff >"$tmp/out" 2>&1 || rc=$?
+check "convert: the cutover without conversion (exit $rc)" test "$rc" -eq 0
+T=$(jq -r '.disks[0].target_path' "$W/manifest.json")
+conv_state() { jq -S '.conversion, [.disks[] | del(.last_error)], .snapshots' "$1/manifest.json" || echo "unreadable manifest"; }
+before=$(conv_state "$W")
+mv "$T" "$T.aside"
+rc=0; "$BIN" -q --workdir "$W" convert >"$tmp/out" 2>&1 || rc=$?
+check "convert over a deleted target: exit 9 (exit $rc)" test "$rc" -eq 9
+check "convert over a deleted target: one line" one_line_saying "$tmp/out" "target $T is missing" "sync base --full"
+check "convert over a deleted target: nothing converted or committed" test "$(conv_state "$W")" = "$before"
+check "convert over a deleted target: not created again" test ! -e "$T"
+mv "$T.aside" "$T"
 
 # ---------------------------------------------------------------- block devices
 start b --vm b1 --disk scsi:16M --power on
