@@ -449,7 +449,11 @@ v2k_copy (struct v2k_endpoint *src, struct v2k_endpoint *dst, const v2k_extents 
                   t > t0 ? (double) e.done_bytes / (t - t0) : 0);
       last_progress = t;
     }
-    if (o.checkpoint_seconds > 0 && !e.flush_pending && t - last_checkpoint >= o.checkpoint_seconds) {
+    /* Periodic flushes only while there is copying left: after the last
+     * request the final flush below does it, and a flush slower than the
+     * interval would otherwise start another for ever. */
+    if (o.checkpoint_seconds > 0 && !e.flush_pending && (e.active > 0 || more) &&
+        t - last_checkpoint >= o.checkpoint_seconds) {
       if (start_flush (&e, err) == -1)
         goto fail;
       last_checkpoint = t;

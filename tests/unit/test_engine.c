@@ -549,6 +549,30 @@ test_copy_checkpoints (void **state)
   fake_free (d);
 }
 
+/* Flushes that complete later than the checkpoint interval: the copy must
+ * still end (it used to start a new periodic flush after every completed one
+ * once nothing was left to copy, for ever). alarm() turns a hang into a
+ * failure. */
+static void
+test_copy_slow_flushes_end (void **state)
+{
+  (void) state;
+  struct fake *s = standard_source (), *d = fake_new (4 * M, 0xEE);
+  v2k_extents a = empty_vector;
+  areas_of (&a, std_areas, 4);
+  struct v2k_copy_opts o = opts (16 * K, 128 * K);
+  o.checkpoint_seconds = 1e-9;
+  struct v2k_copy_stats st;
+  struct v2k_error err = { 0 };
+  alarm (20);
+  assert_int_equal (v2k_copy (&s->ep, &d->ep, &a, &o, &st, &err), 0);
+  alarm (0);
+  assert_copied (s, d->durable, &a, 0xEE);
+  v2k_extents_reset (&a);
+  fake_free (s);
+  fake_free (d);
+}
+
 static void
 test_copy_errors (void **state)
 {
@@ -716,6 +740,7 @@ main (void)
     cmocka_unit_test (test_copy_fresh_target),
     cmocka_unit_test (test_copy_source_zeros),
     cmocka_unit_test (test_copy_checkpoints),
+    cmocka_unit_test (test_copy_slow_flushes_end),
     cmocka_unit_test (test_copy_errors),
     cmocka_unit_test (test_copy_bad_areas),
     cmocka_unit_test (test_verify),
