@@ -44,9 +44,7 @@ struct fake {
   int fail_errno;
   bool fail_flush;
   /* Flushes complete at once, inside the flush call: a checkpoint on every
-   * turn of the engine's loop, and the loop still ends (with flushes that
-   * complete later, a checkpoint interval shorter than a turn never lets it
-   * end). */
+   * turn of the engine's loop. */
   bool inline_flush;
   /* Block status: the parts of any areas inside PROMISED read as zeros. */
   bool answers_zeros;
