@@ -229,7 +229,7 @@ check "resume onto the same target: identical" same "$W"
 # ---------------------------------------------------------------- convert after the cutover
 # The cutover without conversion leaves the targets final; a deleted target
 # is then refused by 'convert' (before virt-v2v touches anything), in one line.
-start v --vm v1 --disk scsi:16M --power on
+start v --vm v1 --disk scsi:16M --power on --vm v2 --disk scsi:16M --power on
 W=$(init_vm v1)
 migrated v1 "$W" 1
 rc=0; v2k --workdir "$W" cutover --target-provider none --convert off --shutdown poweroff >"$tmp/out" 2>&1 || rc=$?
@@ -244,6 +244,25 @@ check "convert over a deleted target: one line" one_line_saying "$tmp/out" "targ
 check "convert over a deleted target: nothing converted or committed" test "$(conv_state "$W")" = "$before"
 check "convert over a deleted target: not created again" test ! -e "$T"
 mv "$T.aside" "$T"
+
+# The define checks again: a target that vanishes after the preflight (here
+# during the conversion: a stand-in virt-v2v-in-place deletes it and fails,
+# so the cutover falls back to SATA and goes on to the define) is refused
+# before the domain is defined.
+W=$(init_vm v2)
+migrated v2 "$W" 1
+T=$(jq -r '.disks[0].target_path' "$W/manifest.json")
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\nrm -f %q && touch %q\necho "stand-in virt-v2v-in-place: deleted the target, failing" >&2\nexit 1\n' \
+  "$T" "$tmp/fakebin/ran" >"$tmp/fakebin/virt-v2v-in-place"
+chmod +x "$tmp/fakebin/virt-v2v-in-place"
+rc=0; PATH=$tmp/fakebin:$PATH v2k --workdir "$W" cutover --libvirt-uri test:///default --net-default bridge:br0 \
+  --shutdown poweroff >"$tmp/out" 2>"$tmp/err" || rc=$?
+check "define: the stand-in conversion ran and deleted the target" test -e "$tmp/fakebin/ran" -a ! -e "$T"
+check "define over a target deleted after the preflight: exit 9 (exit $rc)" test "$rc" -eq 9
+check "define over a target deleted after the preflight: one line" one_line_saying "$tmp/err" "target $T is missing" "sync base --full"
+check "define over a target deleted after the preflight: no domain defined" \
+  jq_true '.cutover.defined == false and .cutover.started == false' "$W/manifest.json"
 
 # ---------------------------------------------------------------- block devices
 start b --vm b1 --disk scsi:16M --power on
